@@ -196,20 +196,25 @@ func (st *State) UnmarshalBinary(b []byte) error {
 	if d.err == nil && uint64(na) > uint64(len(d.b)) { // each counter takes at least one byte
 		d.fail("action count exceeds input")
 	}
-	if d.err == nil {
-		n.actions = st.actions[:0]
-		if cap(n.actions) < int(na) || n.actions == nil {
-			n.actions = make([]uint32, 0, na)
-		}
-		for i := uint32(0); i < na; i++ {
-			n.actions = append(n.actions, d.u32())
-		}
+	// Validate the counters before writing any into st's reusable slice, so a failed decode
+	// leaves st untouched.
+	counters := d.b
+	for i := uint32(0); i < na && d.err == nil; i++ {
+		d.u32()
 	}
 	if d.err == nil && len(d.b) != 0 {
 		d.fail("trailing bytes")
 	}
 	if d.err != nil {
 		return fmt.Errorf("features: decode state: %w", d.err)
+	}
+	n.actions = st.actions[:0]
+	if cap(n.actions) < int(na) || n.actions == nil {
+		n.actions = make([]uint32, 0, na)
+	}
+	d.b = counters
+	for i := uint32(0); i < na; i++ {
+		n.actions = append(n.actions, d.u32())
 	}
 	*st = n
 	return nil

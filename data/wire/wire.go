@@ -1,0 +1,548 @@
+// Package wire owns the JSON wire format of tracked events: decoding a batch (or one event,
+// for JSON Lines import), validating each event with a precise error per field, and cleaning
+// it (flattening props, redacting secrets in URLs, capping path and title lengths). HTTP
+// ingest and file import share it, so both accept and reject exactly the same events.
+//
+// It imports features/ only; it must not import badger, echo, model/, training/ or serve/.
+package wire
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	gojson "github.com/goccy/go-json"
+
+	"github.com/nudgehq/nudge/features"
+)
+
+// unmarshal is the JSON library's Unmarshal. goccy/go-json is the faster of the two on
+// BenchmarkDecodeBatch and passes the same tests and fuzzing; the benchmark measures both.
+var unmarshal = gojson.Unmarshal
+
+// Sentinel errors of DecodeBatch. HTTP maps ErrMalformed to 400 and ErrTooManyEvents to 413.
+var (
+	ErrMalformed     = errors.New("wire: malformed batch")
+	ErrTooManyEvents = errors.New("wire: too many events in batch")
+)
+
+// Limits bound what one batch and one event may contain.
+type Limits struct {
+	MaxEvents int           // events per batch (default 500)
+	MaxString int           // bytes in an id, name, user id, props key or value (default 1024)
+	MaxProps  int           // props per event (default 50)
+	MaxFuture time.Duration // how far ahead of now a timestamp may be (default 15m)
+	MaxPast   time.Duration // how far behind now a timestamp may be (default 400 days)
+}
+
+// DefaultLimits returns the limits used by HTTP ingest.
+func DefaultLimits() Limits {
+	return Limits{
+		MaxEvents: 500,
+		MaxString: 1024,
+		MaxProps:  50,
+		MaxFuture: 15 * time.Minute,
+		MaxPast:   400 * 24 * time.Hour,
+	}
+}
+
+// withDefaults fills zero fields with the defaults.
+func (l Limits) withDefaults() Limits {
+	d := DefaultLimits()
+	if l.MaxEvents <= 0 {
+		l.MaxEvents = d.MaxEvents
+	}
+	if l.MaxString <= 0 {
+		l.MaxString = d.MaxString
+	}
+	if l.MaxProps <= 0 {
+		l.MaxProps = d.MaxProps
+	}
+	if l.MaxFuture <= 0 {
+		l.MaxFuture = d.MaxFuture
+	}
+	if l.MaxPast <= 0 {
+		l.MaxPast = d.MaxPast
+	}
+	return l
+}
+
+// Caps on well-known props that are truncated (not rejected) when longer.
+const (
+	MaxURLLen   = 1024 // "path", "url", "referrer"
+	MaxTitleLen = 256  // "title"
+)
+
+// FieldError says why one event of a batch was rejected.
+type FieldError struct {
+	Index   int    `json:"index"`              // position of the event in the batch
+	EventID string `json:"event_id,omitempty"` // its event_id when it could be read
+	Field   string `json:"field"`              // wire field, e.g. "timestamp" or "props.path"
+	Reason  string `json:"reason"`
+}
+
+func (e FieldError) Error() string {
+	return fmt.Sprintf("event %d: %s: %s", e.Index, e.Field, e.Reason)
+}
+
+// Batch is the result of decoding a batch: its valid events and the errors of the others.
+type Batch struct {
+	Events   []features.Event
+	Index    []int        // input index of each valid event (parallel to Events)
+	Errors   []FieldError // one or more per invalid event, in input order
+	Received int          // number of events in the input
+}
+
+// DecodeBatch decodes and validates a batch body: {"events":[...]} or a bare JSON array.
+// The error is non-nil (ErrMalformed, ErrTooManyEvents) only when the batch as a whole is
+// unusable; otherwise every input event is either in Events or has errors in Errors.
+func DecodeBatch(body []byte, now time.Time, lim Limits, consentDefault bool) (Batch, error) {
+	lim = lim.withDefaults()
+	raws, err := splitBatch(body)
+	if err != nil {
+		return Batch{}, err
+	}
+	b := Batch{Received: len(raws)}
+	if len(raws) > lim.MaxEvents {
+		return b, fmt.Errorf("%w: %d events, the limit is %d", ErrTooManyEvents, len(raws), lim.MaxEvents)
+	}
+	b.Events = make([]features.Event, 0, len(raws))
+	b.Index = make([]int, 0, len(raws))
+	var d decoder
+	for i, raw := range raws {
+		d.reset(i, lim, now)
+		ev := d.event(raw, consentDefault)
+		if len(d.errs) > 0 {
+			b.Errors = append(b.Errors, d.errs...)
+			continue
+		}
+		b.Events = append(b.Events, ev)
+		b.Index = append(b.Index, i)
+	}
+	return b, nil
+}
+
+// DecodeEvent decodes and validates one event object (a line of a JSON Lines file). Errors
+// carry Index 0.
+func DecodeEvent(raw []byte, now time.Time, lim Limits, consentDefault bool) (features.Event, []FieldError) {
+	var d decoder
+	d.reset(0, lim.withDefaults(), now)
+	ev := d.event(bytes.TrimSpace(raw), consentDefault)
+	if len(d.errs) > 0 {
+		return features.Event{}, d.errs
+	}
+	return ev, nil
+}
+
+// splitBatch returns the raw events of a batch body.
+func splitBatch(body []byte) ([]json.RawMessage, error) {
+	body = bytes.TrimSpace(body)
+	if len(body) == 0 {
+		return nil, fmt.Errorf("%w: empty body", ErrMalformed)
+	}
+	switch body[0] {
+	case '[':
+		var raws []json.RawMessage
+		if err := unmarshal(body, &raws); err != nil {
+			return nil, fmt.Errorf("%w: %s", ErrMalformed, jsonReason(err))
+		}
+		return raws, nil
+	case '{':
+		var top map[string]json.RawMessage
+		if err := unmarshal(body, &top); err != nil {
+			return nil, fmt.Errorf("%w: %s", ErrMalformed, jsonReason(err))
+		}
+		for k := range top {
+			if k != "events" {
+				return nil, fmt.Errorf("%w: unknown field %q (a batch is {\"events\": [...]})", ErrMalformed, k)
+			}
+		}
+		ev, ok := top["events"]
+		if !ok || len(ev) == 0 || ev[0] != '[' {
+			return nil, fmt.Errorf("%w: \"events\" must be an array of events", ErrMalformed)
+		}
+		var raws []json.RawMessage
+		if err := unmarshal(ev, &raws); err != nil {
+			return nil, fmt.Errorf("%w: %s", ErrMalformed, jsonReason(err))
+		}
+		return raws, nil
+	default:
+		return nil, fmt.Errorf("%w: body must be a JSON object {\"events\": [...]} or an array", ErrMalformed)
+	}
+}
+
+// jsonReason shortens a JSON library error for a client.
+func jsonReason(err error) string {
+	s := err.Error()
+	s = strings.TrimPrefix(s, "json: ")
+	if len(s) > 200 {
+		s = s[:200]
+	}
+	return strings.ToValidUTF8(s, "?")
+}
+
+// decoder decodes one event at a time, collecting its errors.
+type decoder struct {
+	index int
+	lim   Limits
+	now   time.Time
+	id    string
+	errs  []FieldError
+}
+
+func (d *decoder) reset(index int, lim Limits, now time.Time) {
+	d.index, d.lim, d.now, d.id, d.errs = index, lim, now, "", d.errs[:0:0]
+}
+
+func (d *decoder) fail(field, format string, args ...any) {
+	d.errs = append(d.errs, FieldError{Index: d.index, EventID: d.id, Field: field, Reason: fmt.Sprintf(format, args...)})
+}
+
+// Wire field names.
+const (
+	fEventID     = "event_id"
+	fSessionID   = "session_id"
+	fAnonymousID = "anonymous_id"
+	fUserID      = "user_id"
+	fType        = "type"
+	fTimestamp   = "timestamp"
+	fName        = "name"
+	fValue       = "value"
+	fProps       = "props"
+	fConsent     = "consent"
+)
+
+var knownFields = []string{fEventID, fSessionID, fAnonymousID, fUserID, fType, fTimestamp, fName, fValue, fProps, fConsent}
+
+func (d *decoder) event(raw []byte, consentDefault bool) features.Event {
+	ev := features.Event{Consent: consentDefault}
+	if len(raw) == 0 || raw[0] != '{' {
+		d.fail("event", "must be a JSON object, got %s", kind(raw))
+		return ev
+	}
+	var m map[string]json.RawMessage
+	if err := unmarshal(raw, &m); err != nil {
+		d.fail("event", "not a valid JSON object: %s", jsonReason(err))
+		return ev
+	}
+	// The event id first, so that later errors can name it.
+	if r, ok := m[fEventID]; ok {
+		ev.EventID, _ = d.str(fEventID, r)
+		d.id = ev.EventID
+		if !utf8.ValidString(d.id) || len(d.id) > d.lim.MaxString {
+			d.id = ""
+		}
+	}
+	for _, k := range knownFields {
+		r, ok := m[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case fSessionID:
+			ev.SessionID, _ = d.str(k, r)
+		case fAnonymousID:
+			ev.AnonymousID, _ = d.str(k, r)
+		case fUserID:
+			ev.UserID, _ = d.str(k, r)
+		case fType:
+			s, ok := d.str(k, r)
+			if ok {
+				t, valid := features.ParseEventType(s)
+				if !valid {
+					d.fail(k, "unknown event type %q (valid: %s)", truncate(s, 64), typeList)
+				}
+				ev.Type = t
+			}
+		case fTimestamp:
+			ev.TS = d.timestamp(r)
+		case fName:
+			ev.Name, _ = d.str(k, r)
+		case fValue:
+			ev.Value = d.number(k, r)
+		case fProps:
+			ev.Props = d.props(r)
+		case fConsent:
+			ev.Consent = d.consent(r, consentDefault)
+		}
+	}
+	if !allKnown(m) {
+		var unknown []string
+		for k := range m {
+			if !slices.Contains(knownFields, k) {
+				unknown = append(unknown, k)
+			}
+		}
+		slices.Sort(unknown)
+		for _, k := range unknown {
+			d.fail(truncate(strings.ToValidUTF8(k, "?"), 64), "unknown field (valid: %s)", strings.Join(knownFields, ", "))
+		}
+	}
+	if !utf8.Valid(raw) && len(d.errs) == 0 {
+		// Every value was checked; what is left is a key.
+		d.fail("event", "invalid UTF-8 in a field name")
+	}
+	if _, ok := m[fType]; !ok {
+		d.fail(fType, "missing (valid: %s)", typeList)
+	}
+	if _, ok := m[fTimestamp]; !ok {
+		d.fail(fTimestamp, "missing (RFC 3339 string or Unix milliseconds)")
+	}
+	if len(d.errs) == 0 {
+		clean(&ev)
+		d.errs = appendValidate(d.errs, &ev, d.index, d.now, d.lim)
+		return ev
+	}
+	// Report what else is wrong, once per field.
+	for _, e := range appendValidate(nil, &ev, d.index, d.now, d.lim) {
+		if !slices.ContainsFunc(d.errs, func(x FieldError) bool { return x.Field == e.Field }) {
+			d.errs = append(d.errs, e)
+		}
+	}
+	return ev
+}
+
+var typeList = func() string {
+	var names []string
+	for _, t := range features.EventTypes() {
+		names = append(names, t.String())
+	}
+	return strings.Join(names, ", ")
+}()
+
+// str decodes a JSON string value; null is the empty string.
+func (d *decoder) str(field string, r json.RawMessage) (string, bool) {
+	s, reason := decodeString(r)
+	if reason != "" {
+		d.fail(field, "%s", reason)
+		return "", false
+	}
+	return s, true
+}
+
+// decodeString decodes a raw JSON string (or null) and checks it is valid UTF-8; reason is
+// non-empty when it is not a string.
+func decodeString(r []byte) (string, string) {
+	if len(r) == 0 || r[0] != '"' {
+		if string(r) == "null" {
+			return "", ""
+		}
+		return "", "must be a string, got " + kind(r)
+	}
+	if !utf8.Valid(r) {
+		return "", "invalid UTF-8"
+	}
+	inner := r[1 : len(r)-1]
+	if bytes.IndexByte(inner, '\\') < 0 {
+		return string(inner), ""
+	}
+	var s string
+	if err := unmarshal(r, &s); err != nil {
+		return "", "invalid string: " + jsonReason(err)
+	}
+	if !utf8.ValidString(s) {
+		return "", "invalid UTF-8"
+	}
+	return s, ""
+}
+
+// kind names the JSON kind of a raw value for error messages.
+func kind(r []byte) string {
+	if len(r) == 0 {
+		return "nothing"
+	}
+	switch r[0] {
+	case '"':
+		return "a string"
+	case '{':
+		return "an object"
+	case '[':
+		return "an array"
+	case 't', 'f':
+		return "a boolean"
+	case 'n':
+		return "null"
+	default:
+		return "a number"
+	}
+}
+
+func (d *decoder) number(field string, r json.RawMessage) float64 {
+	if string(r) == "null" {
+		return 0
+	}
+	if len(r) == 0 || !(r[0] == '-' || r[0] >= '0' && r[0] <= '9') {
+		d.fail(field, "must be a number, got %s", kind(r))
+		return 0
+	}
+	f, err := strconv.ParseFloat(string(r), 64)
+	if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
+		d.fail(field, "number out of range")
+		return 0
+	}
+	return f
+}
+
+// Timestamps before this are certainly wrong (2000-01-01T00:00:00Z), whatever MaxPast says.
+const minTS = 946684800000
+
+func (d *decoder) timestamp(r json.RawMessage) int64 {
+	if len(r) == 0 {
+		d.fail(fTimestamp, "missing")
+		return 0
+	}
+	switch {
+	case r[0] == '"':
+		s, reason := decodeString(r)
+		if reason != "" {
+			d.fail(fTimestamp, "%s", reason)
+			return 0
+		}
+		t, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil {
+			d.fail(fTimestamp, "cannot parse %q as RFC 3339 (e.g. \"2026-01-02T15:04:05Z\")", truncate(s, 64))
+			return 0
+		}
+		return t.UnixMilli()
+	case r[0] == '-' || r[0] >= '0' && r[0] <= '9':
+		if ms, err := strconv.ParseInt(string(r), 10, 64); err == nil {
+			return ms
+		}
+		f, err := strconv.ParseFloat(string(r), 64)
+		if err != nil || f != math.Trunc(f) || math.Abs(f) > 1<<53 {
+			d.fail(fTimestamp, "must be whole Unix milliseconds, got %s", truncate(string(r), 32))
+			return 0
+		}
+		return int64(f)
+	default:
+		d.fail(fTimestamp, "must be an RFC 3339 string or Unix milliseconds, got %s", kind(r))
+		return 0
+	}
+}
+
+func (d *decoder) props(r json.RawMessage) map[string]string {
+	if string(r) == "null" {
+		return nil
+	}
+	if len(r) == 0 || r[0] != '{' {
+		d.fail(fProps, "must be an object, got %s", kind(r))
+		return nil
+	}
+	var m map[string]json.RawMessage
+	if err := unmarshal(r, &m); err != nil {
+		d.fail(fProps, "must be an object: %s", jsonReason(err))
+		return nil
+	}
+	if len(m) > d.lim.MaxProps {
+		d.fail(fProps, "%d props, the limit is %d", len(m), d.lim.MaxProps)
+		return nil
+	}
+	nerr := len(d.errs)
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		field := "props." + truncate(strings.ToValidUTF8(k, "?"), 64)
+		if len(v) == 0 {
+			continue
+		}
+		switch v[0] {
+		case '"':
+			s, reason := decodeString(v)
+			if reason != "" {
+				d.fail(field, "%s", reason)
+				continue
+			}
+			out[k] = s
+		case 'n': // null: dropped
+		case 't':
+			out[k] = "true"
+		case 'f':
+			out[k] = "false"
+		case '{', '[':
+			d.fail(field, "nested values are not supported (use flat strings, numbers or booleans)")
+		default:
+			f, err := strconv.ParseFloat(string(v), 64)
+			if err != nil || math.IsInf(f, 0) {
+				d.fail(field, "number out of range")
+				continue
+			}
+			out[k] = strconv.FormatFloat(f, 'f', -1, 64)
+		}
+	}
+	if len(d.errs) == nerr && !utf8.Valid(r) {
+		d.fail(fProps, "invalid UTF-8 in a key")
+	}
+	slices.SortFunc(d.errs[nerr:], func(a, b FieldError) int { return strings.Compare(a.Field, b.Field) })
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}
+
+func (d *decoder) consent(r json.RawMessage, def bool) bool {
+	switch string(r) {
+	case "true":
+		return true
+	case "false":
+		return false
+	case "null":
+		return def
+	}
+	if len(r) == 0 || r[0] != '{' {
+		d.fail(fConsent, "must be a boolean or {\"analytics\": boolean}, got %s", kind(r))
+		return def
+	}
+	var m map[string]json.RawMessage
+	if err := unmarshal(r, &m); err != nil {
+		d.fail(fConsent, "must be a boolean or {\"analytics\": boolean}")
+		return def
+	}
+	out := def
+	for k, v := range m {
+		if k != "analytics" {
+			d.fail("consent."+truncate(strings.ToValidUTF8(k, "?"), 64), "unknown field (valid: analytics)")
+			continue
+		}
+		switch string(v) {
+		case "true":
+			out = true
+		case "false":
+			out = false
+		case "null":
+		default:
+			d.fail("consent.analytics", "must be a boolean, got %s", kind(v))
+		}
+	}
+	if !utf8.Valid(r) && len(m) > 0 {
+		d.fail(fConsent, "invalid UTF-8")
+	}
+	return out
+}
+
+// truncate cuts s to at most n bytes on a rune boundary.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
+
+// allKnown reports whether every key of m is a wire field.
+func allKnown(m map[string]json.RawMessage) bool {
+	n := 0
+	for _, k := range knownFields {
+		if _, ok := m[k]; ok {
+			n++
+		}
+	}
+	return n == len(m)
+}

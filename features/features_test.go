@@ -653,3 +653,16 @@ func TestSpecIsCopied(t *testing.T) {
 		t.Fatal("HashBuckets")
 	}
 }
+
+// TestFingerprintGolden pins the fingerprint of shopSpec. If this fails, the feature code or
+// names changed: bump SchemaVersion (stored models and states of the old schema must be
+// refused, not misread) and update the literal.
+func TestFingerprintGolden(t *testing.T) {
+	const want = "43abf8c9ef9fc31042af67a0b378a95e" // SchemaVersion 1
+	if SchemaVersion != 1 {
+		t.Skip("SchemaVersion bumped: update the golden fingerprint below with the new value")
+	}
+	if got := mustSchema(t, shopSpec).Fingerprint; got != want {
+		t.Fatalf("Fingerprint = %s, want %s: bump SchemaVersion and update this test", got, want)
+	}
+}

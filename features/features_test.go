@@ -619,6 +619,9 @@ func TestVectorRejectsForeignState(t *testing.T) {
 	sp.HashBuckets = 16
 	b := mustSchema(t, sp)
 	st := a.NewState(VisitorHistory{})
+	if !a.Compatible(&st) || b.Compatible(&st) {
+		t.Fatal("Compatible")
+	}
 	if err := b.Vector(&st, 0, make([]float64, b.Len())); !errors.Is(err, ErrSchemaMismatch) {
 		t.Fatalf("foreign state: err = %v", err)
 	}

@@ -241,3 +241,10 @@ func parseNonNeg(v string) (float64, bool) {
 	}
 	return f, true
 }
+
+// Compatible reports whether st was started (NewState) or decoded for this schema. Folding
+// into an incompatible state is harmless but meaningless, and Vector refuses it: a store that
+// finds one after a spec change should rebuild the session by replaying its events.
+func (s *Schema) Compatible(st *State) bool {
+	return st.fp == s.fp && len(st.actions) == s.nActions
+}

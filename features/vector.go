@@ -20,7 +20,7 @@ func (s *Schema) Vector(st *State, asOfTS int64, out []float64) error {
 	if len(out) != s.Len() {
 		return fmt.Errorf("%w: vector has %d elements, schema %d", ErrSchemaMismatch, len(out), s.Len())
 	}
-	if st.fp != s.fp || len(st.actions) != s.nActions {
+	if !s.Compatible(st) {
 		return fmt.Errorf("%w: state was built for another schema", ErrSchemaMismatch)
 	}
 	i := 0

@@ -1,0 +1,85 @@
+package store
+
+import (
+	"hash/maphash"
+	"sync"
+)
+
+// lruish is a bounded map with two generations: when the current generation is full it
+// becomes the old one and the previous old one is dropped. Hits in the old generation are
+// promoted. It is not safe for concurrent use; see shardedCache.
+type lruish[V any] struct {
+	cur, old map[string]V
+	max      int
+}
+
+func newLruish[V any](max int) *lruish[V] {
+	if max < 2 {
+		max = 2
+	}
+	return &lruish[V]{cur: make(map[string]V), max: max / 2}
+}
+
+func (c *lruish[V]) get(k string) (V, bool) {
+	if v, ok := c.cur[k]; ok {
+		return v, true
+	}
+	if v, ok := c.old[k]; ok {
+		delete(c.old, k)
+		c.put(k, v)
+		return v, true
+	}
+	var zero V
+	return zero, false
+}
+
+func (c *lruish[V]) put(k string, v V) {
+	if _, ok := c.cur[k]; !ok && len(c.cur) >= c.max {
+		c.old, c.cur = c.cur, make(map[string]V, c.max)
+	}
+	c.cur[k] = v
+}
+
+func (c *lruish[V]) delete(k string) {
+	delete(c.cur, k)
+	delete(c.old, k)
+}
+
+// shardedCache is a concurrent bounded cache of immutable byte slices (encoded session
+// records). Only the writer puts; readers only get, so a cached value is always the latest
+// committed one.
+type shardedCache struct {
+	seed   maphash.Seed
+	shards [64]struct {
+		mu sync.Mutex
+		m  *lruish[[]byte]
+		_  [40]byte // keep shards on separate cache lines
+	}
+}
+
+func newShardedCache(max int) *shardedCache {
+	c := &shardedCache{seed: maphash.MakeSeed()}
+	for i := range c.shards {
+		c.shards[i].m = newLruish[[]byte](max / len(c.shards))
+	}
+	return c
+}
+
+func (c *shardedCache) shard(k string) int {
+	return int(maphash.String(c.seed, k) % uint64(len(c.shards)))
+}
+
+func (c *shardedCache) get(k string) ([]byte, bool) {
+	s := &c.shards[c.shard(k)]
+	s.mu.Lock()
+	v, ok := s.m.get(k)
+	s.mu.Unlock()
+	return v, ok
+}
+
+func (c *shardedCache) put(k string, v []byte) {
+	s := &c.shards[c.shard(k)]
+	s.mu.Lock()
+	s.m.put(k, v)
+	s.mu.Unlock()
+}

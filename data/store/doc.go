@@ -1,0 +1,66 @@
+// Package store is nudge's Badger-backed storage: the append-only event log, sessionisation,
+// the live per-session feature state, identity links, per-site counters and the read APIs
+// (sessions, point-in-time replay, visitor history, stats) built on them. It is the only
+// package of nudge that imports Badger.
+//
+// It imports features/ and the standard library; never serve/, training/, cmd/ or echo.
+//
+// # Writes
+//
+// Append hands a batch to a single writer goroutine that drains the queue of pending batches
+// (group commit): it deduplicates, sessionises, folds every event into its session's
+// features.State through the site's Schema, and writes the events, the dedupe index, the
+// session record (metadata and state), the indexes and the site counters in one Badger
+// transaction per chunk of at most maxChunkEvents events, then calls DB.Sync once for the
+// whole group and acknowledges every batch of it. Badger runs with SyncWrites off; the
+// explicit Sync is what makes an acknowledged batch durable (unless Options.NoSync, which
+// acknowledges before the fsync and can lose acknowledged events on a power cut or kernel
+// crash). There are no transaction conflicts: only the writer writes.
+//
+// # Rules
+//
+//   - Dedupe: (site, event_id) is stored once, also across restarts; a duplicate reports the
+//     server session of the stored original.
+//   - Sessions: the first visit of a client session id is the server session with the same
+//     id; an event arriving after more than SessionTimeout of inactivity (event time minus the
+//     session's last event time) starts the next visit, id + "~2", "~3", ... Late events
+//     (older than the session's last event) are folded into the current visit on arrival.
+//   - Visitor: a session belongs to the anonymous id of its first event; its conversions and
+//     identity links are recorded under that id.
+//   - Identity: an Identify event with a UserID records a link (anonymous id, user id, time,
+//     event id); every link is kept, none is overwritten. An anonymous id belongs to the user
+//     of its EARLIEST link (by event time). A later link of the same anonymous id to another
+//     user is recorded but does not move the anonymous id, so two different user ids are
+//     never merged.
+//   - History: a session's features.VisitorHistory is computed once, at its first event, from
+//     the sessions and macro conversions of its anonymous id and, when that id belongs to a
+//     user as of the session start, of every anonymous id belonging to the same user — all
+//     strictly before the session start. Replay computes it with the same function as of the
+//     same time, so live and replayed vectors agree for in-order streams.
+//   - Consent: an event with Consent=false is folded into the live session state (the decide
+//     path needs it) but is written neither to the log nor to the dedupe index, and does not
+//     feed identities, history or counters other than Unlogged. From the first such event on,
+//     the session's consent counts as withdrawn: none of its later events is logged either.
+//
+// # Key space
+//
+// Every key starts with a one-byte namespace, then length-prefixed (uvarint) strings, then
+// fixed-width big-endian timestamps (sign bit flipped) so keys sort in time order:
+//
+//	0x01 e  event log        site|session|ts|event_id          -> event (codec v1)
+//	0x02 d  dedupe           site|event_id                     -> server session id
+//	0x03 s  session record   site|session                      -> metadata + features.State
+//	0x04 c  client session   site|client_session_id            -> current server session id
+//	0x05 S  sessions by time site|start_ts|session             -> ""
+//	0x06 v  visitor sessions site|anonymous_id|start_ts|session -> ""
+//	0x07 x  conversions      site|anonymous_id|ts|event_id     -> value (float64 bits)
+//	0x08 a  links by anon    site|anonymous_id|ts|event_id     -> user id
+//	0x09 u  links by user    site|user_id|ts|event_id          -> anonymous id
+//	0x0A V  visitors seen    site|anonymous_id                 -> first session start
+//	0x0B t  site counters    site|name                         -> int64
+//	0x10-0x1F  reserved: models (0x10 artifacts, 0x11 promotion history), decisions (0x12
+//	           decision log, 0x13 decisions by session), exposures/budgets (0x14-0x1F)
+//	0xF0-0xFF  reserved: store metadata (0xFF format version)
+//
+// Values are hand-written binary with a leading version byte.
+package store

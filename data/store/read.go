@@ -1,0 +1,489 @@
+package store
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/nudgehq/nudge/features"
+)
+
+// History windows (see features.VisitorHistory).
+const (
+	day      = int64(24 * 60 * 60 * 1000)
+	window7  = 7 * day
+	window30 = 30 * day
+)
+
+// SessionInfo describes a server session.
+type SessionInfo struct {
+	Site, Session, ClientSessionID, AnonymousID, UserID string
+	StartTS, LastTS                                     int64
+	Events                                              int  // events folded into its state, logged or not
+	Converted                                           bool // a macro conversion happened
+	Logged                                              bool // its events are logged: no Consent=false event so far
+}
+
+func (r *sessionRecord) info(site, id string) SessionInfo {
+	return SessionInfo{
+		Site: site, Session: id, ClientSessionID: r.Client, AnonymousID: r.Anon, UserID: r.User,
+		StartTS: r.StartTS, LastTS: r.LastTS, Events: r.Events, Converted: r.Converted,
+		Logged: !r.Withdrawn,
+	}
+}
+
+// sessionRecord reads a session record: cache first, else one Badger lookup.
+func (s *Store) sessionRecord(site, session string, rec *sessionRecord) error {
+	sk := key(nsSession, site, session)
+	if val, ok := s.sessions.get(string(sk)); ok {
+		return decodeSession(val, rec)
+	}
+	return s.view(func(txn *badger.Txn) error {
+		item, err := txn.Get(sk)
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return fmt.Errorf("store: session %q of site %q: %w", session, site, ErrNotFound)
+		}
+		if err != nil {
+			return fmt.Errorf("store: read session: %w", err)
+		}
+		val, err := item.ValueCopy(nil)
+		if err != nil {
+			return fmt.Errorf("store: read session: %w", err)
+		}
+		return decodeSession(val, rec)
+	})
+}
+
+// Session returns a session's metadata and its logged events in time order.
+func (s *Store) Session(ctx context.Context, site, session string) (SessionInfo, []features.Event, error) {
+	if err := ctx.Err(); err != nil {
+		return SessionInfo{}, nil, fmt.Errorf("store: session: %w", err)
+	}
+	var rec sessionRecord
+	if err := s.sessionRecord(site, session, &rec); err != nil {
+		return SessionInfo{}, nil, err
+	}
+	var evs []features.Event
+	err := s.view(func(txn *badger.Txn) error {
+		var err error
+		evs, err = readEvents(txn, site, session)
+		return err
+	})
+	if err != nil {
+		return SessionInfo{}, nil, err
+	}
+	return rec.info(site, session), evs, nil
+}
+
+// ResolveSession returns the current server session of a client session id.
+func (s *Store) ResolveSession(ctx context.Context, site, clientSessionID string) (string, error) {
+	if err := ctx.Err(); err != nil {
+		return "", fmt.Errorf("store: resolve session: %w", err)
+	}
+	var id string
+	err := s.view(func(txn *badger.Txn) error {
+		item, err := txn.Get(key(nsClient, site, clientSessionID))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return fmt.Errorf("store: client session %q of site %q: %w", clientSessionID, site, ErrNotFound)
+		}
+		if err != nil {
+			return fmt.Errorf("store: resolve session: %w", err)
+		}
+		return item.Value(func(v []byte) error { id = string(v); return nil })
+	})
+	return id, err
+}
+
+// Features writes the live feature vector of a session as of asOfTS into out (len = the
+// schema's Len) and returns the schema it follows. It costs one Badger lookup, or none when
+// the session is cached. A nil out is allowed (the vector is computed and dropped: use
+// FeatureVector to get an allocated one). If the site's schema changed since the state was
+// built, the vector is replayed from the log instead.
+func (s *Store) Features(ctx context.Context, site, session string, asOfTS int64, out []float64) (*features.Schema, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("store: features: %w", err)
+	}
+	sc, err := s.schema(site)
+	if err != nil {
+		return nil, err
+	}
+	var rec sessionRecord
+	if err := s.sessionRecord(site, session, &rec); err != nil {
+		return nil, err
+	}
+	if out == nil {
+		out = make([]float64, sc.Len())
+	}
+	if rec.Fingerprint != sc.Fingerprint {
+		return s.Replay(ctx, site, session, asOfTS, out)
+	}
+	var st features.State
+	if err := st.UnmarshalBinary(rec.State); err != nil {
+		return nil, fmt.Errorf("store: session %q state: %w", session, err)
+	}
+	if err := sc.Vector(&st, asOfTS, out); err != nil {
+		return nil, fmt.Errorf("store: features of %q: %w", session, err)
+	}
+	return sc, nil
+}
+
+// FeatureVector is Features with an allocated vector.
+func (s *Store) FeatureVector(ctx context.Context, site, session string, asOfTS int64) ([]float64, *features.Schema, error) {
+	sc, err := s.schema(site)
+	if err != nil {
+		return nil, nil, err
+	}
+	out := make([]float64, sc.Len())
+	sc, err = s.Features(ctx, site, session, asOfTS, out)
+	if err != nil {
+		return nil, nil, err
+	}
+	return out, sc, nil
+}
+
+// Replay builds a session's vector as of asOfTS from the event log with the same fold as live
+// ingest, and the visitor history computed as of the session's start the same way ingest
+// does. Unlogged (no-consent) events are not in the log, so they are not replayed.
+func (s *Store) Replay(ctx context.Context, site, session string, asOfTS int64, out []float64) (*features.Schema, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("store: replay: %w", err)
+	}
+	sc, err := s.schema(site)
+	if err != nil {
+		return nil, err
+	}
+	if out == nil {
+		out = make([]float64, sc.Len())
+	}
+	err = s.view(func(txn *badger.Txn) error {
+		hist, evs, err := replayInput(txn, site, session)
+		if err != nil {
+			return err
+		}
+		return sc.Replay(hist, evs, asOfTS, out)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: replay %q: %w", session, err)
+	}
+	return sc, nil
+}
+
+// ReplayInput returns what Replay folds: the visitor history as of the session's start and
+// the session's logged events in time order. Training uses it to replay many as-of times.
+func (s *Store) ReplayInput(ctx context.Context, site, session string) (features.VisitorHistory, []features.Event, error) {
+	if err := ctx.Err(); err != nil {
+		return features.VisitorHistory{}, nil, fmt.Errorf("store: replay input: %w", err)
+	}
+	var hist features.VisitorHistory
+	var evs []features.Event
+	err := s.view(func(txn *badger.Txn) error {
+		var err error
+		hist, evs, err = replayInput(txn, site, session)
+		return err
+	})
+	return hist, evs, err
+}
+
+func replayInput(txn *badger.Txn, site, session string) (features.VisitorHistory, []features.Event, error) {
+	var hist features.VisitorHistory
+	evs, err := readEvents(txn, site, session)
+	if err != nil {
+		return hist, nil, err
+	}
+	// The history is computed as of the time ingest computed it (the session's first
+	// arrival), which the session record keeps; the log alone gives the first event.
+	var anon string
+	var at int64
+	item, err := txn.Get(key(nsSession, site, session))
+	switch {
+	case err == nil:
+		var rec sessionRecord
+		if err := item.Value(func(v []byte) error { return decodeSession(v, &rec) }); err != nil {
+			return hist, nil, err
+		}
+		anon, at = rec.Anon, rec.HistTS
+	case errors.Is(err, badger.ErrKeyNotFound):
+		if len(evs) == 0 {
+			return hist, nil, fmt.Errorf("store: session %q of site %q: %w", session, site, ErrNotFound)
+		}
+		anon, at = evs[0].AnonymousID, evs[0].TS
+	default:
+		return hist, nil, fmt.Errorf("store: read session: %w", err)
+	}
+	known, err := exists(txn, key(nsVisitor, site, anon))
+	if err != nil || !known {
+		return hist, evs, err
+	}
+	hist, err = computeHistory(txn, site, anon, at)
+	return hist, evs, err
+}
+
+func exists(txn *badger.Txn, k []byte) (bool, error) {
+	_, err := txn.Get(k)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("store: lookup: %w", err)
+	}
+	return true, nil
+}
+
+// readEvents reads a session's logged events in time order.
+func readEvents(txn *badger.Txn, site, session string) ([]features.Event, error) {
+	prefix := key(nsEvent, site, session)
+	opts := badger.DefaultIteratorOptions
+	opts.Prefix = prefix
+	opts.PrefetchSize = 16
+	it := txn.NewIterator(opts)
+	defer it.Close()
+	var evs []features.Event
+	for it.Seek(prefix); it.ValidForPrefix(prefix); it.Next() {
+		var ev features.Event
+		if err := it.Item().Value(func(v []byte) error { return decodeEvent(v, &ev) }); err != nil {
+			return nil, fmt.Errorf("store: read events of %q: %w", session, err)
+		}
+		evs = append(evs, ev)
+	}
+	return evs, nil
+}
+
+// VisitorHistory returns what is known of a visitor (and every anonymous id of the same user)
+// strictly before beforeTS: the same computation ingest runs at a session's first event.
+func (s *Store) VisitorHistory(ctx context.Context, site, anonymousID string, beforeTS int64) (features.VisitorHistory, error) {
+	if err := ctx.Err(); err != nil {
+		return features.VisitorHistory{}, fmt.Errorf("store: visitor history: %w", err)
+	}
+	var hist features.VisitorHistory
+	err := s.view(func(txn *badger.Txn) error {
+		var err error
+		hist, err = computeHistory(txn, site, anonymousID, beforeTS)
+		return err
+	})
+	return hist, err
+}
+
+// ownerAsOf returns the user an anonymous id belongs to as of ts: the user of its earliest
+// link strictly before ts ("" if none).
+func ownerAsOf(txn *badger.Txn, site, anon string, ts int64) (string, error) {
+	prefix := key(nsLinkByAnon, site, anon)
+	opts := badger.IteratorOptions{Prefix: prefix, PrefetchValues: false}
+	it := txn.NewIterator(opts)
+	defer it.Close()
+	it.Seek(prefix)
+	if !it.ValidForPrefix(prefix) {
+		return "", nil
+	}
+	item := it.Item()
+	k := item.Key()
+	if len(k) < len(prefix)+8 || decodeTS(k[len(prefix):]) >= ts {
+		return "", nil
+	}
+	v, err := item.ValueCopy(nil)
+	if err != nil {
+		return "", fmt.Errorf("store: read link: %w", err)
+	}
+	return string(v), nil
+}
+
+// linkedAnons returns anon and, when it belongs to a user as of ts, every anonymous id that
+// belongs to the same user as of ts, sorted.
+func linkedAnons(txn *badger.Txn, site, anon string, ts int64) ([]string, error) {
+	user, err := ownerAsOf(txn, site, anon, ts)
+	if err != nil || user == "" {
+		return []string{anon}, err
+	}
+	prefix := key(nsLinkByUser, site, user)
+	var cands []string
+	err = func() error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: false})
+		defer it.Close()
+		for it.Seek(prefix); it.ValidForPrefix(prefix); it.Next() {
+			item := it.Item()
+			k := item.Key()
+			if len(k) < len(prefix)+8 || decodeTS(k[len(prefix):]) >= ts {
+				break
+			}
+			v, err := item.ValueCopy(nil)
+			if err != nil {
+				return fmt.Errorf("store: read link: %w", err)
+			}
+			if a := string(v); a != anon && !slices.Contains(cands, a) {
+				cands = append(cands, a)
+			}
+		}
+		return nil
+	}()
+	if err != nil {
+		return nil, err
+	}
+	anons := []string{anon}
+	for _, a := range cands {
+		// An anonymous id linked to this user after having been linked to another one stays
+		// with the first: two user ids are never merged.
+		owner, err := ownerAsOf(txn, site, a, ts)
+		if err != nil {
+			return nil, err
+		}
+		if owner == user {
+			anons = append(anons, a)
+		}
+	}
+	slices.Sort(anons)
+	return anons, nil
+}
+
+// computeHistory is the one history computation shared by ingest (in the writer's
+// transaction, which sees its own pending writes) and replay.
+func computeHistory(txn *badger.Txn, site, anon string, startTS int64) (features.VisitorHistory, error) {
+	var h features.VisitorHistory
+	anons, err := linkedAnons(txn, site, anon, startTS)
+	if err != nil {
+		return h, err
+	}
+	for _, a := range anons {
+		if err := sessionHistory(txn, site, a, startTS, &h); err != nil {
+			return h, err
+		}
+		if err := conversionHistory(txn, site, a, startTS, &h); err != nil {
+			return h, err
+		}
+	}
+	return h, nil
+}
+
+// sessionHistory counts a's sessions started in the 7 and 30 days before startTS and finds
+// the latest start before it, iterating backwards from startTS.
+func sessionHistory(txn *badger.Txn, site, a string, startTS int64, h *features.VisitorHistory) error {
+	prefix := key(nsVisitorSess, site, a)
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, Reverse: true})
+	defer it.Close()
+	for it.Seek(appendTS(append([]byte(nil), prefix...), startTS)); it.ValidForPrefix(prefix); it.Next() {
+		k := it.Item().Key()
+		if len(k) < len(prefix)+8 {
+			continue
+		}
+		ts := decodeTS(k[len(prefix):])
+		if ts >= startTS {
+			continue
+		}
+		h.LastSessionTS = max(h.LastSessionTS, ts)
+		if ts < startTS-window30 {
+			break
+		}
+		h.Sessions30d++
+		if ts >= startTS-window7 {
+			h.Sessions7d++
+		}
+	}
+	return nil
+}
+
+// conversionHistory adds a's macro conversions strictly before startTS.
+func conversionHistory(txn *badger.Txn, site, a string, startTS int64, h *features.VisitorHistory) error {
+	prefix := key(nsConversion, site, a)
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: false})
+	defer it.Close()
+	for it.Seek(prefix); it.ValidForPrefix(prefix); it.Next() {
+		item := it.Item()
+		k := item.Key()
+		if len(k) < len(prefix)+8 {
+			continue
+		}
+		ts := decodeTS(k[len(prefix):])
+		if ts >= startTS {
+			break
+		}
+		var v float64
+		if err := item.Value(func(b []byte) error {
+			if len(b) != 8 {
+				return fmt.Errorf("%w: conversion value", ErrCorrupt)
+			}
+			v = math.Float64frombits(binary.LittleEndian.Uint64(b))
+			return nil
+		}); err != nil {
+			return err
+		}
+		h.Conversions++
+		h.LastConversionTS = max(h.LastConversionTS, ts)
+		h.Monetary += v
+	}
+	return nil
+}
+
+// IdentityLink is one recorded Identify: an anonymous id linked to a user id.
+type IdentityLink struct {
+	AnonymousID, UserID string
+	TS                  int64
+	EventID             string
+}
+
+// Identities returns every link recorded for a user id in time order, including links of
+// anonymous ids that belong to another user (see the identity rule in the package doc).
+func (s *Store) Identities(ctx context.Context, site, userID string) ([]IdentityLink, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("store: identities: %w", err)
+	}
+	var links []IdentityLink
+	prefix := key(nsLinkByUser, site, userID)
+	err := s.view(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: false})
+		defer it.Close()
+		for it.Seek(prefix); it.ValidForPrefix(prefix); it.Next() {
+			item := it.Item()
+			k := item.Key()
+			if len(k) < len(prefix)+8 {
+				return fmt.Errorf("%w: link key", ErrCorrupt)
+			}
+			v, err := item.ValueCopy(nil)
+			if err != nil {
+				return fmt.Errorf("store: identities: %w", err)
+			}
+			links = append(links, IdentityLink{
+				AnonymousID: string(v), UserID: userID,
+				TS: decodeTS(k[len(prefix):]), EventID: string(k[len(prefix)+8:]),
+			})
+		}
+		return nil
+	})
+	return links, err
+}
+
+// ScanSessions calls fn for every logged session of a site that started in [fromTS, toTS), in
+// start-time order. Sessions whose first event had no consent are not listed.
+func (s *Store) ScanSessions(ctx context.Context, site string, fromTS, toTS int64, fn func(SessionInfo) error) error {
+	prefix := key(nsSessionByTime, site)
+	start := appendTS(append([]byte(nil), prefix...), fromTS)
+	end := appendTS(append([]byte(nil), prefix...), toTS)
+	return s.view(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: false})
+		defer it.Close()
+		for it.Seek(start); it.ValidForPrefix(prefix); it.Next() {
+			if err := ctx.Err(); err != nil {
+				return fmt.Errorf("store: scan sessions: %w", err)
+			}
+			k := it.Item().Key()
+			if string(k[:len(end)]) >= string(end) {
+				break
+			}
+			id := string(k[len(prefix)+8:])
+			item, err := txn.Get(key(nsSession, site, id))
+			if err != nil {
+				return fmt.Errorf("store: scan sessions: session %q: %w", id, err)
+			}
+			var rec sessionRecord
+			if err := item.Value(func(v []byte) error { return decodeSession(v, &rec) }); err != nil {
+				return err
+			}
+			if err := fn(rec.info(site, id)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}

@@ -1,0 +1,229 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/nudgehq/nudge/features"
+)
+
+// Sentinel errors, matchable with errors.Is.
+var (
+	// ErrNotFound: no such session (or nothing stored for the key asked for).
+	ErrNotFound = errors.New("store: not found")
+	// ErrOverloaded: the write queue is full; the caller should refuse (503 + Retry-After)
+	// rather than acknowledge.
+	ErrOverloaded = errors.New("store: overloaded")
+	// ErrClosed: the store is closed or closing.
+	ErrClosed = errors.New("store: closed")
+)
+
+// Defaults applied by Open to zero Options fields.
+const (
+	DefaultSessionTimeout = 30 * time.Minute
+	DefaultQueueLimit     = 100_000
+	DefaultSessionCache   = 50_000
+)
+
+// Options configures Open.
+type Options struct {
+	Dir      string // on-disk directory (ignored when InMemory)
+	InMemory bool
+	// NoSync trades durability for speed: Append acknowledges before the fsync, so a power
+	// cut or kernel crash can lose acknowledged events (a killed process does not). Unsafe.
+	NoSync         bool
+	SessionTimeout time.Duration // inactivity that ends a session; default 30m
+	// Schema returns the feature schema of a site. It is called on every Append group and
+	// every Features/Replay call, so it must be cheap (a map lookup).
+	Schema     func(site string) (*features.Schema, error)
+	Logger     *slog.Logger
+	Now        func() time.Time
+	QueueLimit int // max events waiting in the write queue before ErrOverloaded; default 100,000
+	// SessionCache bounds the in-memory cache of session records (default 50,000).
+	SessionCache int
+	// Badger overrides the tuned Badger options (tests, tools); nil keeps the defaults.
+	Badger func(badger.Options) badger.Options
+}
+
+// Store is the Badger-backed event log and session store. It is safe for concurrent use.
+type Store struct {
+	db   *badger.DB
+	opts Options
+	log  *slog.Logger
+
+	mu      sync.Mutex // guards queue, pending, closed
+	queue   []*request
+	pending int
+	closed  bool
+	wake    chan struct{}
+	abort   atomic.Bool
+	done    chan struct{} // writer exited
+	life    sync.RWMutex  // readers hold R; Close holds W while closing badger
+	dbShut  bool          // guarded by life
+	closeMu sync.Mutex
+
+	sessions *shardedCache // encoded session records by session key (writer puts)
+
+	// Writer-only state.
+	w writerState
+
+	// testHookGroup, when set, runs at the start of every write group (tests only).
+	testHookGroup func()
+}
+
+// BadgerOptions returns the Badger options nudge uses: tuned for a small service (smaller
+// memtables and caches, two compactors, explicit sync instead of SyncWrites, no conflict
+// detection since a single writer writes), logging through log at warning level.
+func BadgerOptions(dir string, inMemory bool, log *slog.Logger) badger.Options {
+	if inMemory {
+		dir = ""
+	}
+	return badger.DefaultOptions(dir).
+		WithInMemory(inMemory).
+		WithSyncWrites(false).
+		WithDetectConflicts(false).
+		WithMemTableSize(32 << 20).
+		WithNumMemtables(3).
+		WithNumLevelZeroTables(4).
+		WithNumLevelZeroTablesStall(12).
+		WithBaseTableSize(8 << 20).
+		WithBaseLevelSize(64 << 20).
+		WithBlockCacheSize(64 << 20).
+		WithIndexCacheSize(32 << 20).
+		WithNumCompactors(2).
+		WithValueLogFileSize(64 << 20).
+		WithLogger(slogAdapter{log})
+}
+
+// Open opens (or creates) the store.
+func Open(ctx context.Context, opts Options) (*Store, error) {
+	if opts.Schema == nil {
+		return nil, fmt.Errorf("store: open: Options.Schema is required")
+	}
+	if !opts.InMemory && opts.Dir == "" {
+		return nil, fmt.Errorf("store: open: Options.Dir is required unless InMemory")
+	}
+	if opts.SessionTimeout <= 0 {
+		opts.SessionTimeout = DefaultSessionTimeout
+	}
+	if opts.QueueLimit <= 0 {
+		opts.QueueLimit = DefaultQueueLimit
+	}
+	if opts.SessionCache <= 0 {
+		opts.SessionCache = DefaultSessionCache
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("store: open: %w", err)
+	}
+	bo := BadgerOptions(opts.Dir, opts.InMemory, opts.Logger)
+	if opts.Badger != nil {
+		bo = opts.Badger(bo)
+	}
+	db, err := badger.Open(bo)
+	if err != nil {
+		return nil, fmt.Errorf("store: open badger at %q: %w", opts.Dir, err)
+	}
+	s := &Store{
+		db:       db,
+		opts:     opts,
+		log:      opts.Logger,
+		wake:     make(chan struct{}, 1),
+		done:     make(chan struct{}),
+		sessions: newShardedCache(opts.SessionCache),
+		w:        newWriterState(opts.SessionCache),
+	}
+	go s.writer()
+	return s, nil
+}
+
+// Close stops accepting appends, drains the queued ones (writing them), stops the writer and
+// closes Badger cleanly. If ctx ends first, batches not yet started fail with ErrClosed; the
+// group being written is finished. Calling Close again returns nil.
+func (s *Store) Close(ctx context.Context) error {
+	s.closeMu.Lock()
+	defer s.closeMu.Unlock()
+	s.mu.Lock()
+	already := s.closed
+	s.closed = true
+	s.mu.Unlock()
+	if already {
+		return nil
+	}
+	s.signal()
+	var ctxErr error
+	select {
+	case <-s.done:
+	case <-ctx.Done():
+		ctxErr = ctx.Err()
+		s.abort.Store(true)
+		<-s.done
+	}
+	s.life.Lock()
+	s.dbShut = true
+	err := s.db.Close()
+	s.life.Unlock()
+	if err != nil {
+		return fmt.Errorf("store: close badger: %w", err)
+	}
+	if ctxErr != nil {
+		return fmt.Errorf("store: close: queued appends dropped: %w", ctxErr)
+	}
+	return nil
+}
+
+// DB exposes the underlying Badger database to sibling data packages that own other
+// namespaces (models, decisions); see the key space in the package doc. Do not write the
+// namespaces this package owns.
+func (s *Store) DB() *badger.DB { return s.db }
+
+// view runs fn in a read-only transaction unless the store is closed.
+func (s *Store) view(fn func(txn *badger.Txn) error) error {
+	s.life.RLock()
+	defer s.life.RUnlock()
+	if s.dbShut {
+		return ErrClosed
+	}
+	return s.db.View(fn)
+}
+
+func (s *Store) schema(site string) (*features.Schema, error) {
+	sc, err := s.opts.Schema(site)
+	if err != nil {
+		return nil, fmt.Errorf("store: schema of site %q: %w", site, err)
+	}
+	if sc == nil {
+		return nil, fmt.Errorf("store: schema of site %q: %w", site, ErrNotFound)
+	}
+	return sc, nil
+}
+
+// slogAdapter routes Badger's logger to slog: errors and warnings only.
+type slogAdapter struct{ l *slog.Logger }
+
+func (a slogAdapter) Errorf(f string, args ...any) {
+	if a.l != nil {
+		a.l.Error(fmt.Sprintf(f, args...), "component", "badger")
+	}
+}
+
+func (a slogAdapter) Warningf(f string, args ...any) {
+	if a.l != nil {
+		a.l.Warn(fmt.Sprintf(f, args...), "component", "badger")
+	}
+}
+
+func (slogAdapter) Infof(string, ...any)  {}
+func (slogAdapter) Debugf(string, ...any) {}

@@ -1,0 +1,554 @@
+package store
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"sync/atomic"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/nudgehq/nudge/features"
+)
+
+// AppendResult reports what Append did with each event of a batch.
+type AppendResult struct {
+	Stored     int      // newly written to the log
+	Duplicates int      // event_id already seen for this site: not stored again
+	Unlogged   int      // no analytics consent: folded into the live session only, not logged
+	Sessions   []string // server session id per input event (index-aligned)
+}
+
+// Chunk limits: one Badger transaction holds at most this many events / value bytes, well
+// under Badger's batch limits (15% of the 32 MB memtable) even with large session states.
+const (
+	maxChunkEvents = 1000
+	maxChunkBytes  = 1 << 20
+)
+
+const (
+	reqQueued int32 = iota
+	reqStarted
+	reqCanceled
+)
+
+type request struct {
+	ctx   context.Context
+	site  string
+	evs   []features.Event
+	state atomic.Int32
+	res   AppendResult
+	err   error
+	done  chan struct{}
+}
+
+// Append stores a batch of events for a site. When it returns nil the events are on disk
+// (fsync'd) unless Options.NoSync. Concurrent callers share one fsync (group commit). It sets
+// ev.Session on every event. A full queue fails fast with ErrOverloaded; a ctx that ends
+// before the writer starts the batch removes it (nothing written); once started, Append waits
+// for the outcome. Events are processed in slice order.
+func (s *Store) Append(ctx context.Context, site string, evs []features.Event) (AppendResult, error) {
+	if len(evs) == 0 {
+		return AppendResult{Sessions: []string{}}, nil
+	}
+	if err := ctx.Err(); err != nil {
+		return AppendResult{}, fmt.Errorf("store: append: %w", err)
+	}
+	r := &request{ctx: ctx, site: site, evs: evs, done: make(chan struct{})}
+	s.mu.Lock()
+	switch {
+	case s.closed:
+		s.mu.Unlock()
+		return AppendResult{}, ErrClosed
+	case s.pending > 0 && s.pending+len(evs) > s.opts.QueueLimit:
+		s.mu.Unlock()
+		return AppendResult{}, ErrOverloaded
+	}
+	s.queue = append(s.queue, r)
+	s.pending += len(evs)
+	s.mu.Unlock()
+	s.signal()
+
+	select {
+	case <-r.done:
+	case <-ctx.Done():
+		if r.state.CompareAndSwap(reqQueued, reqCanceled) {
+			return AppendResult{}, fmt.Errorf("store: append: %w", ctx.Err())
+		}
+		<-r.done
+	}
+	if r.err != nil {
+		return AppendResult{}, r.err
+	}
+	return r.res, nil
+}
+
+func (s *Store) signal() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// writer is the single goroutine that writes. It drains the whole queue into one group.
+func (s *Store) writer() {
+	defer close(s.done)
+	for {
+		s.mu.Lock()
+		q := s.queue
+		s.queue = nil
+		s.pending = 0
+		closed := s.closed
+		s.mu.Unlock()
+		if len(q) == 0 {
+			if closed {
+				return
+			}
+			<-s.wake
+			continue
+		}
+		s.writeGroup(q)
+	}
+}
+
+// writerState is touched only by the writer goroutine.
+type writerState struct {
+	recentIDs *lruish[string]         // dedupe key -> server session (committed or unlogged)
+	clients   *lruish[string]         // client key -> current server session
+	visitors  *lruish[struct{}]       // visitor keys known to exist
+	counters  map[string]siteCounters // committed counters per site
+	buf       []byte
+}
+
+func newWriterState(n int) writerState {
+	return writerState{
+		recentIDs: newLruish[string](4 * n),
+		clients:   newLruish[string](n),
+		visitors:  newLruish[struct{}](n),
+		counters:  make(map[string]siteCounters),
+	}
+}
+
+// liveSession is a session being modified in the current chunk.
+type liveSession struct {
+	id    string
+	key   []byte
+	rec   sessionRecord
+	state features.State
+}
+
+// chunk is the overlay of one Badger transaction: nothing in it reaches the shared caches
+// before the transaction has committed.
+type chunk struct {
+	s        *Store
+	txn      *badger.Txn
+	events   int
+	bytes    int
+	sessions map[string]*liveSession
+	clients  map[string]string
+	ids      map[string]string
+	visitors map[string]struct{}
+	counters map[string]*siteCounters
+}
+
+func (s *Store) newChunk() *chunk {
+	return &chunk{
+		s:        s,
+		txn:      s.db.NewTransaction(true),
+		sessions: make(map[string]*liveSession),
+		clients:  make(map[string]string),
+		ids:      make(map[string]string),
+		visitors: make(map[string]struct{}),
+		counters: make(map[string]*siteCounters),
+	}
+}
+
+func (s *Store) writeGroup(q []*request) {
+	if s.testHookGroup != nil {
+		s.testHookGroup()
+	}
+	active := q[:0]
+	for _, r := range q {
+		if r.state.CompareAndSwap(reqQueued, reqStarted) {
+			active = append(active, r)
+		}
+	}
+	if len(active) == 0 {
+		return
+	}
+	if s.abort.Load() {
+		for _, r := range active {
+			r.err = ErrClosed
+			close(r.done)
+		}
+		return
+	}
+	err := s.processGroup(active)
+	if err == nil && !s.opts.NoSync {
+		if serr := s.db.Sync(); serr != nil {
+			err = fmt.Errorf("store: sync: %w", serr)
+		}
+	}
+	for _, r := range active {
+		if err != nil && r.err == nil {
+			r.err = err
+		}
+		close(r.done)
+	}
+	if err != nil {
+		s.log.Error("store: write group failed", "err", err, "batches", len(active))
+	}
+}
+
+func (s *Store) processGroup(reqs []*request) (err error) {
+	c := s.newChunk()
+	defer func() {
+		if c != nil {
+			c.txn.Discard()
+		}
+	}()
+	for _, r := range reqs {
+		sc, serr := s.schema(r.site)
+		if serr != nil {
+			r.err = serr
+			continue
+		}
+		r.res.Sessions = make([]string, len(r.evs))
+		for i := range r.evs {
+			if c.events >= maxChunkEvents || c.bytes >= maxChunkBytes {
+				if err := c.commit(); err != nil {
+					return err
+				}
+				c = s.newChunk()
+			}
+			if err := c.add(r, sc, i); err != nil {
+				return err
+			}
+		}
+	}
+	err = c.commit()
+	c = nil
+	return err
+}
+
+func (c *chunk) set(k, v []byte) error {
+	c.bytes += len(k) + len(v)
+	if err := c.txn.Set(k, v); err != nil {
+		return fmt.Errorf("store: write: %w", err)
+	}
+	return nil
+}
+
+// dedupe looks an event id up: overlay, recent cache, then Badger.
+func (c *chunk) dedupe(dk []byte) (string, bool, error) {
+	if sess, ok := c.ids[string(dk)]; ok {
+		return sess, true, nil
+	}
+	if sess, ok := c.s.w.recentIDs.get(string(dk)); ok {
+		return sess, true, nil
+	}
+	item, err := c.txn.Get(dk)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("store: dedupe lookup: %w", err)
+	}
+	v, err := item.ValueCopy(nil)
+	if err != nil {
+		return "", false, fmt.Errorf("store: dedupe lookup: %w", err)
+	}
+	return string(v), true, nil
+}
+
+func (c *chunk) siteCounters(site string) (*siteCounters, error) {
+	if sc, ok := c.counters[site]; ok {
+		return sc, nil
+	}
+	sc, ok := c.s.w.counters[site]
+	if !ok {
+		var err error
+		if sc, err = readCounters(c.txn, site); err != nil {
+			return nil, err
+		}
+	}
+	cp := sc
+	c.counters[site] = &cp
+	return &cp, nil
+}
+
+// currentSession returns the client id's current server session, or nil for a new client id.
+func (c *chunk) currentSession(site, clientID string, sc *features.Schema) (*liveSession, error) {
+	ck := key(nsClient, site, clientID)
+	id, ok := c.clients[string(ck)]
+	if !ok {
+		id, ok = c.s.w.clients.get(string(ck))
+	}
+	if !ok {
+		item, err := c.txn.Get(ck)
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("store: client session lookup: %w", err)
+		}
+		v, err := item.ValueCopy(nil)
+		if err != nil {
+			return nil, fmt.Errorf("store: client session lookup: %w", err)
+		}
+		id = string(v)
+		c.s.w.clients.put(string(ck), id)
+	}
+	return c.loadSession(site, id, sc)
+}
+
+// loadSession returns the session in the overlay, loading it from the cache or Badger.
+func (c *chunk) loadSession(site, id string, sc *features.Schema) (*liveSession, error) {
+	sk := key(nsSession, site, id)
+	if ls, ok := c.sessions[string(sk)]; ok {
+		return ls, nil
+	}
+	val, ok := c.s.sessions.get(string(sk))
+	if !ok {
+		item, err := c.txn.Get(sk)
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil, fmt.Errorf("store: session %q of a client pointer: %w", id, ErrNotFound)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("store: session lookup: %w", err)
+		}
+		if val, err = item.ValueCopy(nil); err != nil {
+			return nil, fmt.Errorf("store: session lookup: %w", err)
+		}
+		c.s.sessions.put(string(sk), val)
+	}
+	ls := &liveSession{id: id, key: sk}
+	if err := decodeSession(val, &ls.rec); err != nil {
+		return nil, err
+	}
+	if ls.rec.Fingerprint == sc.Fingerprint {
+		if err := ls.state.UnmarshalBinary(ls.rec.State); err != nil {
+			return nil, fmt.Errorf("store: session %q state: %w", id, err)
+		}
+	} else {
+		// The site's schema changed: rebuild the state from the logged events.
+		ls.state = sc.NewState(ls.rec.Hist)
+		evs, err := readEvents(c.txn, site, id)
+		if err != nil {
+			return nil, err
+		}
+		for i := range evs {
+			sc.Fold(&ls.state, &evs[i])
+		}
+		ls.rec.Fingerprint = sc.Fingerprint
+	}
+	ls.rec.State = nil
+	c.sessions[string(sk)] = ls
+	return ls, nil
+}
+
+// visitorKnown reports whether an anonymous id has any indexed session (committed or in the
+// current transaction).
+func (c *chunk) visitorKnown(vk []byte) (bool, error) {
+	if _, ok := c.visitors[string(vk)]; ok {
+		return true, nil
+	}
+	if _, ok := c.s.w.visitors.get(string(vk)); ok {
+		return true, nil
+	}
+	_, err := c.txn.Get(vk)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("store: visitor lookup: %w", err)
+	}
+	c.s.w.visitors.put(string(vk), struct{}{})
+	return true, nil
+}
+
+// newSession starts server session id at ev, computing the visitor history as of ev.TS.
+func (c *chunk) newSession(site, id string, visit int, ev *features.Event, sc *features.Schema, cnt *siteCounters) (*liveSession, error) {
+	anon := ev.AnonymousID
+	vk := key(nsVisitor, site, anon)
+	known, err := c.visitorKnown(vk)
+	if err != nil {
+		return nil, err
+	}
+	var hist features.VisitorHistory
+	if known {
+		if hist, err = computeHistory(c.txn, site, anon, ev.TS); err != nil {
+			return nil, err
+		}
+	}
+	ls := &liveSession{id: id, key: key(nsSession, site, id)}
+	ls.rec = sessionRecord{
+		Client: ev.SessionID, Anon: anon, Fingerprint: sc.Fingerprint, Visit: visit,
+		StartTS: ev.TS, LastTS: ev.TS, HistTS: ev.TS, Hist: hist,
+	}
+	ls.state = sc.NewState(hist)
+	if ev.Consent {
+		ls.rec.Indexed = true
+		if err := c.set(sessionByTimeKey(site, ev.TS, id), nil); err != nil {
+			return nil, err
+		}
+		if err := c.set(tsKey(nsVisitorSess, site, anon, ev.TS, id), nil); err != nil {
+			return nil, err
+		}
+		if !known {
+			if err := c.set(vk, appendTS(nil, ev.TS)); err != nil {
+				return nil, err
+			}
+			c.visitors[string(vk)] = struct{}{}
+			cnt.Visitors++
+		}
+		cnt.Sessions++
+	}
+	ck := key(nsClient, site, ev.SessionID)
+	if err := c.set(ck, []byte(id)); err != nil {
+		return nil, err
+	}
+	c.clients[string(ck)] = id
+	c.sessions[string(ls.key)] = ls
+	return ls, nil
+}
+
+// add processes event i of r.
+func (c *chunk) add(r *request, sc *features.Schema, i int) error {
+	ev := &r.evs[i]
+	site := r.site
+	c.events++
+	cnt, err := c.siteCounters(site)
+	if err != nil {
+		return err
+	}
+	dk := key(nsDedupe, site, ev.EventID)
+	if sess, dup, err := c.dedupe(dk); err != nil {
+		return err
+	} else if dup {
+		r.res.Duplicates++
+		r.res.Sessions[i] = sess
+		ev.Session = sess
+		cnt.Duplicates++
+		return nil
+	}
+
+	ls, err := c.currentSession(site, ev.SessionID, sc)
+	if err != nil {
+		return err
+	}
+	if ls == nil || ev.TS-ls.rec.LastTS > c.s.opts.SessionTimeout.Milliseconds() {
+		visit := 1
+		id := ev.SessionID
+		if ls != nil {
+			visit = ls.rec.Visit + 1
+			id = ev.SessionID + "~" + strconv.Itoa(visit)
+		}
+		if ls, err = c.newSession(site, id, visit, ev, sc, cnt); err != nil {
+			return err
+		}
+	}
+
+	ev.Session = ls.id
+	r.res.Sessions[i] = ls.id
+	sc.Fold(&ls.state, ev)
+	rec := &ls.rec
+	rec.Events++
+	rec.LastTS = max(rec.LastTS, ev.TS)
+	rec.StartTS = min(rec.StartTS, ev.TS)
+	if ev.Type == features.MacroConversion {
+		rec.Converted = true
+	}
+	if ev.Type == features.Identify && ev.UserID != "" && rec.User == "" {
+		rec.User = ev.UserID
+	}
+	if !ev.Consent {
+		rec.Withdrawn = true
+	}
+	// Unlogged events are remembered (in memory only) so a retry is not folded twice.
+	c.ids[string(dk)] = ls.id
+	if !ev.Consent || !rec.Indexed || rec.Withdrawn {
+		r.res.Unlogged++
+		cnt.Unlogged++
+		return nil
+	}
+
+	buf := appendEvent(c.s.w.buf[:0], ev)
+	c.s.w.buf = buf
+	if err := c.set(eventKey(site, ls.id, ev.TS, ev.EventID), append([]byte(nil), buf...)); err != nil {
+		return err
+	}
+	if err := c.set(dk, []byte(ls.id)); err != nil {
+		return err
+	}
+	rec.LoggedEvents++
+	switch ev.Type {
+	case features.MacroConversion:
+		v := binary.LittleEndian.AppendUint64(nil, math.Float64bits(ev.Value))
+		if err := c.set(tsKey(nsConversion, site, rec.Anon, ev.TS, ev.EventID), v); err != nil {
+			return err
+		}
+	case features.Identify:
+		if ev.UserID != "" {
+			if err := c.set(tsKey(nsLinkByAnon, site, rec.Anon, ev.TS, ev.EventID), []byte(ev.UserID)); err != nil {
+				return err
+			}
+			if err := c.set(tsKey(nsLinkByUser, site, ev.UserID, ev.TS, ev.EventID), []byte(rec.Anon)); err != nil {
+				return err
+			}
+		}
+	}
+	cnt.add(ev)
+	r.res.Stored++
+	return nil
+}
+
+// commit writes the dirty sessions and counters, commits the transaction and only then
+// publishes the overlay to the caches.
+func (c *chunk) commit() error {
+	defer c.txn.Discard()
+	vals := make(map[string][]byte, len(c.sessions))
+	var stateBuf []byte
+	for k, ls := range c.sessions {
+		var err error
+		stateBuf, err = ls.state.AppendBinary(stateBuf[:0])
+		if err != nil {
+			return fmt.Errorf("store: encode state of %q: %w", ls.id, err)
+		}
+		ls.rec.State = stateBuf
+		v := appendSession(nil, &ls.rec)
+		ls.rec.State = nil
+		if err := c.set(ls.key, v); err != nil {
+			return err
+		}
+		vals[k] = v
+	}
+	for site, cnt := range c.counters {
+		if err := c.set(key(nsCounter, site), cnt.encode()); err != nil {
+			return err
+		}
+	}
+	if err := c.txn.Commit(); err != nil {
+		return fmt.Errorf("store: commit: %w", err)
+	}
+	w := &c.s.w
+	for k, v := range vals {
+		c.s.sessions.put(k, v)
+	}
+	for k, v := range c.clients {
+		w.clients.put(k, v)
+	}
+	for k, v := range c.ids {
+		w.recentIDs.put(k, v)
+	}
+	for k := range c.visitors {
+		w.visitors.put(k, struct{}{})
+	}
+	for site, cnt := range c.counters {
+		w.counters[site] = *cnt
+	}
+	return nil
+}

@@ -117,3 +117,31 @@ func BenchmarkReplay(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N*len(evs))/b.Elapsed().Seconds(), "events/s")
 }
+
+// TestNoAllocations pins the allocation counts the benchmarks report: folding an event (a page
+// seen before or not, with props), computing a vector, encoding and decoding a state.
+func TestNoAllocations(t *testing.T) {
+	s := mustSchema(t, shopSpec)
+	evs := benchEvents(200)
+	st := s.NewState(VisitorHistory{})
+	i := 0
+	if n := testing.AllocsPerRun(1000, func() {
+		s.Fold(&st, &evs[i%len(evs)])
+		i++
+	}); n != 0 {
+		t.Errorf("Fold: %v allocs per event", n)
+	}
+	out := make([]float64, s.Len())
+	if n := testing.AllocsPerRun(100, func() { _ = s.Vector(&st, at(5000), out) }); n != 0 {
+		t.Errorf("Vector: %v allocs", n)
+	}
+	buf := make([]byte, 0, 1024)
+	if n := testing.AllocsPerRun(100, func() { buf, _ = st.AppendBinary(buf[:0]) }); n != 0 {
+		t.Errorf("AppendBinary: %v allocs", n)
+	}
+	var got State
+	_ = got.UnmarshalBinary(buf)
+	if n := testing.AllocsPerRun(100, func() { _ = got.UnmarshalBinary(buf) }); n != 0 {
+		t.Errorf("UnmarshalBinary into a used state: %v allocs", n)
+	}
+}

@@ -154,3 +154,17 @@ func (s *Server) handleError(err error, c echo.Context) {
 		s.log.Debug("write error response", "err", err)
 	}
 }
+
+// Mark returns err marked with kind: errors.Is(Mark(kind, err), kind) holds, and the message
+// is err's own. Adapters use it to map other packages' sentinel errors onto serve's kinds.
+func Mark(kind, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &marked{kind: kind, err: err}
+}
+
+type marked struct{ kind, err error }
+
+func (m *marked) Error() string   { return m.err.Error() }
+func (m *marked) Unwrap() []error { return []error{m.kind, m.err} }

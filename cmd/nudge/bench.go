@@ -1,0 +1,254 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/nudgehq/nudge/data/config"
+	"github.com/nudgehq/nudge/data/store"
+	"github.com/nudgehq/nudge/data/wire"
+	"github.com/nudgehq/nudge/features"
+	"github.com/nudgehq/nudge/serve"
+)
+
+// benchOptions configure the ingestion benchmark.
+type benchOptions struct {
+	events      int           // events to send
+	batch       int           // events per request
+	concurrency int           // client goroutines
+	timeout     time.Duration // bound on the whole run
+	noSync      bool          // --unsafe-no-sync for comparison
+	dir         string        // parent of the temporary data directories ("" = os.TempDir)
+}
+
+// benchResult is what one run measured.
+type benchResult struct {
+	Events   int
+	Requests int
+	HTTP     time.Duration // wall time of the HTTP phase
+	Raw      time.Duration // store.RawBaseline on the same events
+}
+
+func (r benchResult) httpRate() float64 { return float64(r.Events) / r.HTTP.Seconds() }
+func (r benchResult) rawRate() float64  { return float64(r.Events) / r.Raw.Seconds() }
+func (r benchResult) ratio() float64    { return r.httpRate() / r.rawRate() }
+
+func newBenchCmd(a *app) *cobra.Command {
+	bench := &cobra.Command{Use: "bench", Short: "Measure nudge's performance"}
+	var o benchOptions
+	ingest := &cobra.Command{
+		Use:   "ingest",
+		Short: "Sustained durable ingestion over HTTP on loopback vs a raw Badger WriteBatch",
+		Long: `Start the real server on 127.0.0.1:0 with a durable store in a temporary directory,
+send --events events in batches of --batch from --concurrency client goroutines, and print
+events/s. Then write the same events with store.RawBaseline (plain Badger WriteBatch of the
+same keys and values, one sync at the end) in the same run and print the ratio.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			res, err := benchIngest(cmd.Context(), o, slog.New(slog.DiscardHandler))
+			if err != nil {
+				return err
+			}
+			printBench(a.stdout, o, res)
+			return nil
+		},
+	}
+	fs := ingest.Flags()
+	fs.IntVar(&o.events, "events", 200_000, "events to send")
+	fs.IntVar(&o.batch, "batch", 100, "events per request")
+	fs.IntVar(&o.concurrency, "concurrency", 16, "client goroutines")
+	fs.DurationVar(&o.timeout, "timeout", 5*time.Minute, "bound on the whole run")
+	fs.BoolVar(&o.noSync, "unsafe-no-sync", false, "measure without fsync before acknowledging")
+	fs.StringVar(&o.dir, "dir", "", "parent directory of the temporary data directories")
+	bench.AddCommand(ingest)
+	return bench
+}
+
+func printBench(w io.Writer, o benchOptions, r benchResult) {
+	mode := "durable (fsync before ack)"
+	if o.noSync {
+		mode = "unsafe-no-sync"
+	}
+	fmt.Fprintf(w, "ingest over HTTP: %d events in %d requests of %d, %d clients, %s\n",
+		r.Events, r.Requests, o.batch, o.concurrency, mode)
+	fmt.Fprintf(w, "  http:         %8.3fs  %10.0f events/s\n", r.HTTP.Seconds(), r.httpRate())
+	fmt.Fprintf(w, "  raw baseline: %8.3fs  %10.0f events/s  (badger WriteBatch of %d, one sync)\n",
+		r.Raw.Seconds(), r.rawRate(), o.batch)
+	fmt.Fprintf(w, "  ratio http/raw: %.2f   (targets: >= 100000 events/s, ratio >= 0.5)\n", r.ratio())
+}
+
+// benchBodies builds the request bodies: sessions of 20 events (page views, clicks, a micro
+// conversion, now and then a purchase), timestamps ending now.
+func benchBodies(n, batch int, now time.Time) [][]byte {
+	var bodies [][]byte
+	var buf bytes.Buffer
+	base := now.Add(-time.Hour).UnixMilli()
+	for i := 0; i < n; {
+		buf.Reset()
+		buf.WriteString(`{"events":[`)
+		for j := 0; j < batch && i < n; j, i = j+1, i+1 {
+			if j > 0 {
+				buf.WriteByte(',')
+			}
+			sess, k := i/20, i%20
+			typ, name := "page_view", ""
+			switch {
+			case k == 19 && sess%7 == 0:
+				typ, name = "macro_conversion", "purchase"
+			case k == 12:
+				typ, name = "micro_conversion", "add_to_cart"
+			case k%3 == 2:
+				typ, name = "click", "product_tile"
+			}
+			fmt.Fprintf(&buf, `{"event_id":"e%d","session_id":"s%d","anonymous_id":"v%d","type":%q,`+
+				`"timestamp":%d,"name":%q,"props":{"path":"/p/%d","device":"desktop"}}`,
+				i, sess, sess/3, typ, base+int64(sess%3000)*1000+int64(k)*1000, name, k)
+		}
+		buf.WriteString(`]}`)
+		bodies = append(bodies, bytes.Clone(buf.Bytes()))
+	}
+	return bodies
+}
+
+// benchIngest runs the ingestion benchmark.
+func benchIngest(ctx context.Context, o benchOptions, log *slog.Logger) (benchResult, error) {
+	if o.events <= 0 || o.batch <= 0 || o.concurrency <= 0 {
+		return benchResult{}, fmt.Errorf("bench: --events, --batch and --concurrency must be positive")
+	}
+	if o.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, o.timeout)
+		defer cancel()
+	}
+	dir, err := os.MkdirTemp(o.dir, "nudge-bench-")
+	if err != nil {
+		return benchResult{}, fmt.Errorf("bench: %w", err)
+	}
+	defer os.RemoveAll(dir)
+
+	cfg := config.Demo()
+	site := &cfg.Sites[0]
+	now := time.Now()
+	bodies := benchBodies(o.events, o.batch, now)
+	lim := wire.DefaultLimits()
+	lim.MaxEvents = max(lim.MaxEvents, o.batch)
+
+	st, err := openStore(ctx, cfg, storeOptions{dir: filepath.Join(dir, "http"), noSync: o.noSync}, log)
+	if err != nil {
+		return benchResult{}, fmt.Errorf("bench: %w", err)
+	}
+	srv, err := serve.New(serve.Options{
+		Config: cfg, Events: storeAdapter{st}, Decode: wireDecoder(lim), Logger: log,
+		BodyLimit: int64(64 * o.batch * 1024),
+	})
+	if err == nil {
+		err = srv.Open("127.0.0.1:0")
+	}
+	if err != nil {
+		st.Close(context.WithoutCancel(ctx))
+		return benchResult{}, fmt.Errorf("bench: %w", err)
+	}
+	res, sendErr := benchSend(ctx, "http://"+srv.Addr()+"/v1/events", site.WriteKey, bodies, o.concurrency)
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	closeErr := srv.Close(cctx)
+	if err := st.Close(cctx); err != nil && closeErr == nil {
+		closeErr = err
+	}
+	if sendErr != nil {
+		return res, sendErr
+	}
+	if closeErr != nil {
+		return res, fmt.Errorf("bench: close: %w", closeErr)
+	}
+
+	// The same events, decoded by the same code, through a plain Badger WriteBatch.
+	evs := make([]features.Event, 0, o.events)
+	for _, b := range bodies {
+		dec, err := wire.DecodeBatch(b, now, lim, true)
+		if err != nil || len(dec.Errors) > 0 {
+			return res, fmt.Errorf("bench: decode for baseline: %v %v", err, dec.Errors)
+		}
+		evs = append(evs, dec.Events...)
+	}
+	for i := range evs {
+		evs[i].Session = evs[i].SessionID
+	}
+	res.Raw, err = store.RawBaseline(ctx, filepath.Join(dir, "raw"), evs, o.batch)
+	if err != nil {
+		return res, fmt.Errorf("bench: %w", err)
+	}
+	return res, nil
+}
+
+// benchSend posts bodies from c goroutines and times it. Every request must get a 200.
+func benchSend(ctx context.Context, url, key string, bodies [][]byte, c int) (benchResult, error) {
+	tr := &http.Transport{MaxIdleConnsPerHost: c, MaxConnsPerHost: c, DisableCompression: true}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr}
+	var (
+		next     atomic.Int64
+		events   atomic.Int64
+		wg       sync.WaitGroup
+		errOnce  sync.Once
+		firstErr error
+	)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	fail := func(err error) {
+		errOnce.Do(func() { firstErr = err; cancel() })
+	}
+	start := time.Now()
+	for range c {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(bodies) || ctx.Err() != nil {
+					return
+				}
+				req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(bodies[i]))
+				if err != nil {
+					fail(err)
+					return
+				}
+				req.Header.Set("Authorization", "Bearer "+key)
+				req.Header.Set("Content-Type", "application/json")
+				resp, err := client.Do(req)
+				if err != nil {
+					fail(fmt.Errorf("bench: request %d: %w", i, err))
+					return
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					fail(fmt.Errorf("bench: request %d: status %d: %s", i, resp.StatusCode, body))
+					return
+				}
+				events.Add(int64(bytes.Count(bodies[i], []byte(`"event_id"`))))
+			}
+		}()
+	}
+	wg.Wait()
+	res := benchResult{HTTP: time.Since(start), Requests: len(bodies), Events: int(events.Load())}
+	if firstErr != nil {
+		return res, firstErr
+	}
+	if err := ctx.Err(); err != nil {
+		return res, fmt.Errorf("bench: %w", err)
+	}
+	return res, nil
+}
+

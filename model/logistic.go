@@ -8,7 +8,7 @@ import (
 // Logistic is a fitted logistic regression over raw rows: numeric features are standardised
 // with (x-Mean)/Scale, categorical features (integer codes 0..len(Levels)-1) are one-hot
 // encoded and each indicator standardised likewise. An unknown or NaN category code
-// contributes an all-zero indicator vector. Score folds the scaler into the weights at build
+// contributes an all-zero indicator vector; a NaN numeric value is imputed with the mean. Score folds the scaler into the weights at build
 // time, so it is one multiply-add per numeric feature and one table lookup per categorical one.
 type Logistic struct {
 	Features    []string // feature names, in input order
@@ -23,6 +23,7 @@ type Logistic struct {
 	// derived at build time (not serialised)
 	w0     float64   // intercept folded with the scaler
 	num    []float64 // per feature: slope on the raw value (numeric) or 0
+	fill   []float64 // per feature: contribution of a missing (NaN) numeric value, the mean's
 	catOff []int     // per feature: offset into cat (categorical) or -1
 	cat    []float64 // per category: contribution
 }
@@ -52,6 +53,7 @@ func NewLogistic(l Logistic) (*Logistic, error) {
 	}
 	m := l
 	m.num = make([]float64, d)
+	m.fill = make([]float64, d)
 	m.catOff = make([]int, d)
 	m.w0 = l.Intercept
 	c := 0
@@ -59,6 +61,7 @@ func NewLogistic(l Logistic) (*Logistic, error) {
 		if !l.isCat(j) {
 			s := l.Coef[c] / l.Scale[c]
 			m.num[j] = s
+			m.fill[j] = s * l.Mean[c]
 			m.w0 -= s * l.Mean[c]
 			m.catOff[j] = -1
 			c++
@@ -93,6 +96,10 @@ func (l *Logistic) Logit(x []float64) (float64, error) {
 			if k := int(v); float64(k) == v && k >= 0 && k < l.Levels[j] {
 				z += l.cat[o+k]
 			}
+			continue
+		}
+		if v != v { // NaN: imputed with the training mean
+			z += l.fill[j]
 			continue
 		}
 		z += num[j] * v

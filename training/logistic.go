@@ -21,7 +21,7 @@ type LogisticOptions struct {
 	L2 float64
 	// MaxIter bounds L-BFGS major iterations (0 = 200).
 	MaxIter int
-	// GradTol stops when the gradient's infinity norm falls below it (0 = 1e-6 per row).
+	// GradTol stops when the gradient's infinity norm falls below it (0 = 1e-7 x total weight).
 	GradTol float64
 	// Workers for the gradient (0 = min(2, GOMAXPROCS)).
 	Workers int
@@ -123,84 +123,95 @@ func (l *Logistic) Fit(ctx context.Context, train, valid *Dataset) (model.Binary
 		return nil, fmt.Errorf("training: logreg: %w", err)
 	}
 	n, d := train.N(), train.D()
+	cat := func(j int) bool { return train.Categorical != nil && train.Categorical[j] }
+	// Expanded columns: a numeric feature is one column, a categorical one a column per code.
+	// The standardised design is never materialised: the objective folds mean and scale into
+	// the coefficients and reads numeric values straight from train.X.
+	o := &logObjective{x: train.X, d: d, n: n, y: train.Y, w: train.W, l2: l.opt.L2, workers: l.opt.Workers}
+	colOf := make([]int, d) // first expanded column of each feature
 	p := 0
 	for j := 0; j < d; j++ {
-		if levels[j] > 0 || (train.Categorical != nil && train.Categorical[j]) {
+		colOf[j] = p
+		if cat(j) {
+			o.catF = append(o.catF, j)
 			p += levels[j]
 		} else {
+			o.numF = append(o.numF, j)
+			o.numC = append(o.numC, p)
 			p++
 		}
 	}
-	// Expanded, standardised design, row-major, with a trailing 1 for the intercept.
-	q := p + 1
-	z := make([]float64, n*q)
-	for i := 0; i < n; i++ {
-		row, out := train.X[i*d:(i+1)*d], z[i*q:(i+1)*q]
-		c := 0
-		for j, v := range row {
-			if train.Categorical != nil && train.Categorical[j] {
-				if k := int(v); !math.IsNaN(v) && k < levels[j] {
-					out[c+k] = 1
-				}
-				c += levels[j]
-				continue
-			}
-			out[c] = v
-			c++
-		}
-		out[p] = 1
-	}
-	// weighted means and scales
+	o.p = p
 	mean, scale := make([]float64, p), make([]float64, p)
+	// categorical codes as expanded column indices (-1 = missing)
+	dc := len(o.catF)
+	o.cats = make([]int32, n*dc)
 	sw := 0.0
+	swNum := make([]float64, len(o.numF)) // weight of non-missing values per numeric feature
 	for i := 0; i < n; i++ {
 		w := train.Weight(i)
 		sw += w
-		r := z[i*q : i*q+p]
-		for c, v := range r {
-			mean[c] += w * v
+		row := train.X[i*d : (i+1)*d]
+		for k, j := range o.numF {
+			if v := row[j]; v == v {
+				if math.IsInf(v, 0) {
+					return nil, fmt.Errorf("training: logreg: feature %q row %d: infinite value", train.Names[j], i)
+				}
+				mean[o.numC[k]] += w * v
+				swNum[k] += w
+			}
+		}
+		for k, j := range o.catF {
+			c := int32(-1)
+			if v := row[j]; v == v {
+				c = int32(colOf[j] + int(v))
+				mean[c] += w
+			}
+			o.cats[i*dc+k] = c
 		}
 	}
-	for c := range mean {
-		mean[c] /= sw
+	for k := range o.numF {
+		if swNum[k] > 0 {
+			mean[o.numC[k]] /= swNum[k]
+		}
+	}
+	for _, j := range o.catF {
+		for c := colOf[j]; c < colOf[j]+levels[j]; c++ {
+			mean[c] /= sw
+			scale[c] = mean[c] * (1 - mean[c]) // variance of an indicator
+		}
 	}
 	for i := 0; i < n; i++ {
 		w := train.Weight(i)
-		r := z[i*q : i*q+p]
-		for c, v := range r {
-			dv := v - mean[c]
-			scale[c] += w * dv * dv
-		}
-	}
-	for c := range scale {
-		s := math.Sqrt(scale[c] / sw)
-		if s < 1e-12 || math.IsNaN(s) {
-			s = 1 // constant column: centred to zero, coefficient irrelevant
-		}
-		scale[c] = s
-	}
-	for i := 0; i < n; i++ {
-		r := z[i*q : i*q+p]
-		for c := range r {
-			r[c] = (r[c] - mean[c]) / scale[c]
-		}
-	}
-	for i := 0; i < n; i++ {
-		for c := 0; c < q; c++ {
-			if v := z[i*q+c]; math.IsNaN(v) || math.IsInf(v, 0) {
-				return nil, fmt.Errorf("training: logreg: feature column %d row %d: non-finite value", c, i)
+		row := train.X[i*d : (i+1)*d]
+		for k, j := range o.numF {
+			if v := row[j]; v == v {
+				dv := v - mean[o.numC[k]]
+				scale[o.numC[k]] += w * dv * dv
 			}
 		}
 	}
-
-	obj := newLogObjective(z, train.Y, train.W, n, q, l.opt.L2, l.opt.Workers)
+	for k := range o.numF {
+		scale[o.numC[k]] /= sw
+	}
+	for c := range scale {
+		sd := math.Sqrt(scale[c])
+		if sd < 1e-12 || math.IsNaN(sd) {
+			sd = 1 // constant column: centred to zero, its coefficient is only penalised
+		}
+		scale[c] = sd
+	}
+	o.mean, o.scale = mean, scale
+	o.init()
+	q := p + 1
+	obj := o
 	problem := optimize.Problem{
 		Func: func(x []float64) float64 { return obj.eval(x) },
 		Grad: func(g, x []float64) { obj.grad(g, x) },
 	}
 	tol := l.opt.GradTol
 	if tol <= 0 {
-		tol = 1e-6 * sw
+		tol = 1e-7 * sw
 		if tol < 1e-8 {
 			tol = 1e-8
 		}
@@ -220,12 +231,12 @@ func (l *Logistic) Fit(ctx context.Context, train, valid *Dataset) (model.Binary
 		return nil, fmt.Errorf("training: logreg: %w", err)
 	}
 	beta := res.X
-	var cat []bool
+	var catFlags []bool
 	if train.Categorical != nil {
-		cat = append([]bool(nil), train.Categorical...)
+		catFlags = append([]bool(nil), train.Categorical...)
 	}
 	m, err := model.NewLogistic(model.Logistic{
-		Features: append([]string(nil), train.Names...), Categorical: cat, Levels: levels,
+		Features: append([]string(nil), train.Names...), Categorical: catFlags, Levels: levels,
 		Mean: mean, Scale: scale, Coef: append([]float64(nil), beta[:p]...), Intercept: beta[p],
 	})
 	if err != nil {
@@ -234,34 +245,57 @@ func (l *Logistic) Fit(ctx context.Context, train, valid *Dataset) (model.Binary
 	return m, nil
 }
 
-// logObjective is the penalised weighted log loss over a standardised design with an intercept
-// column last. eval computes the loss and the gradient together (one pass over the rows,
-// split across workers) and caches the gradient for the following grad call at the same x.
+// logObjective is the penalised weighted log loss of logistic regression on the standardised,
+// one-hot expanded design, with the intercept as the last coefficient. The design is implicit:
+// with a_c = beta_c/scale_c the linear predictor of row i is
+// beta_0 - sum_c a_c*mean_c + sum_numeric a_c*x_ic + sum_categorical a_(code column), and the
+// gradient is (sum_i d_i*x_ic - mean_c*sum_i d_i)/scale_c. eval computes the loss and the
+// gradient together (one pass over the rows, split across workers) and caches the gradient for
+// the grad call at the same x.
 type logObjective struct {
-	z       []float64
+	x       []float64 // raw rows, n x d
+	d, n, p int
+	numF    []int     // numeric feature indices
+	numC    []int     // their expanded columns
+	catF    []int     // categorical feature indices
+	cats    []int32   // n x len(catF): expanded column of the row's code, -1 = missing
+	mean    []float64 // per expanded column
+	scale   []float64
 	y, w    []float64
-	n, q    int
 	l2      float64
 	workers int
-	lastX   []float64
-	lastG   []float64
-	lastF   float64
-	valid   bool
-	partG   [][]float64
-	partF   []float64
+
+	a     []float64 // effective per-column slopes for the current x
+	aNum  []float64 // a at numeric features, in numF order
+	fill  []float64 // per numeric feature: the mean (imputes NaN)
+	lastX []float64
+	lastG []float64
+	lastF float64
+	valid bool
+	partN [][]float64 // per worker: sum d*x per numeric feature
+	partC [][]float64 // per worker: sum d per expanded column (categorical)
+	partD []float64   // per worker: sum d
+	partF []float64
 }
 
-func newLogObjective(z, y, w []float64, n, q int, l2 float64, workers int) *logObjective {
-	if workers < 1 {
-		workers = 1
+func (o *logObjective) init() {
+	if o.workers < 1 {
+		o.workers = 1
 	}
-	o := &logObjective{z: z, y: y, w: w, n: n, q: q, l2: l2, workers: workers,
-		lastX: make([]float64, q), lastG: make([]float64, q), partF: make([]float64, workers)}
-	o.partG = make([][]float64, workers)
-	for k := range o.partG {
-		o.partG[k] = make([]float64, q)
+	q := o.p + 1
+	o.a = make([]float64, o.p)
+	o.aNum = make([]float64, len(o.numF))
+	o.fill = make([]float64, len(o.numF))
+	for k := range o.numF {
+		o.fill[k] = o.mean[o.numC[k]]
 	}
-	return o
+	o.lastX, o.lastG = make([]float64, q), make([]float64, q)
+	o.partN, o.partC = make([][]float64, o.workers), make([][]float64, o.workers)
+	o.partD, o.partF = make([]float64, o.workers), make([]float64, o.workers)
+	for k := 0; k < o.workers; k++ {
+		o.partN[k] = make([]float64, len(o.numF))
+		o.partC[k] = make([]float64, o.p)
+	}
 }
 
 func (o *logObjective) same(x []float64) bool {
@@ -280,6 +314,15 @@ func (o *logObjective) compute(x []float64) {
 	if o.same(x) {
 		return
 	}
+	p := o.p
+	b0 := x[p]
+	for c := 0; c < p; c++ {
+		o.a[c] = x[c] / o.scale[c]
+		b0 -= o.a[c] * o.mean[c]
+	}
+	for k, c := range o.numC {
+		o.aNum[k] = o.a[c]
+	}
 	var wg sync.WaitGroup
 	chunk := (o.n + o.workers - 1) / o.workers
 	for k := 0; k < o.workers; k++ {
@@ -287,65 +330,92 @@ func (o *logObjective) compute(x []float64) {
 		wg.Add(1)
 		go func(k, lo, hi int) {
 			defer wg.Done()
-			o.partF[k] = o.rows(x, o.partG[k], lo, hi)
+			o.partF[k], o.partD[k] = o.rows(b0, o.partN[k], o.partC[k], lo, hi)
 		}(k, lo, hi)
 	}
 	wg.Wait()
-	f := 0.0
+	f, sd := 0.0, 0.0
 	g := o.lastG
 	clear(g)
 	for k := 0; k < o.workers; k++ {
 		f += o.partF[k]
-		for c, v := range o.partG[k] {
+		sd += o.partD[k]
+		for i, c := range o.numC {
+			g[c] += o.partN[k][i]
+		}
+		for c, v := range o.partC[k] {
 			g[c] += v
 		}
 	}
-	for c := 0; c < o.q-1; c++ { // no penalty on the intercept
+	for c := 0; c < p; c++ {
+		g[c] = (g[c]-o.mean[c]*sd)/o.scale[c] + o.l2*x[c]
 		f += 0.5 * o.l2 * x[c] * x[c]
-		g[c] += o.l2 * x[c]
 	}
+	g[p] = sd
 	copy(o.lastX, x)
 	o.lastF = f
 	o.valid = true
 }
 
-// rows accumulates the loss and its gradient over rows [lo, hi).
-func (o *logObjective) rows(x, g []float64, lo, hi int) float64 {
-	clear(g)
-	q := o.q
-	x = x[:q]
-	g = g[:q]
-	f := 0.0
+// rows accumulates the loss and the raw gradient sums over rows [lo, hi).
+func (o *logObjective) rows(b0 float64, gn, gc []float64, lo, hi int) (f, sd float64) {
+	clear(gn)
+	clear(gc)
+	d, dc := o.d, len(o.catF)
+	numF, aNum, fill, a := o.numF, o.aNum, o.fill, o.a
+	gn = gn[:len(numF)]
+	aNum = aNum[:len(numF)]
+	fill = fill[:len(numF)]
 	for i := lo; i < hi; i++ {
-		r := o.z[i*q : i*q+q]
-		s := 0.0
-		for c, v := range r {
-			s += v * x[c]
+		row := o.x[i*d : (i+1)*d]
+		cr := o.cats[i*dc : (i+1)*dc]
+		s := b0
+		for k, j := range numF {
+			v := row[j]
+			if v != v {
+				v = fill[k]
+			}
+			s += aNum[k] * v
+		}
+		for _, c := range cr {
+			if c >= 0 {
+				s += a[c]
+			}
 		}
 		// loss = log(1+e^s) - y*s, stable
-		var loss, p float64
+		var loss, pr float64
 		if s > 0 {
 			e := math.Exp(-s)
 			loss = s + math.Log1p(e)
-			p = 1 / (1 + e)
+			pr = 1 / (1 + e)
 		} else {
 			e := math.Exp(s)
 			loss = math.Log1p(e)
-			p = e / (1 + e)
+			pr = e / (1 + e)
 		}
 		y := o.y[i]
 		loss -= y * s
-		d := p - y
+		dd := pr - y
 		if o.w != nil {
 			loss *= o.w[i]
-			d *= o.w[i]
+			dd *= o.w[i]
 		}
 		f += loss
-		for c, v := range r {
-			g[c] += d * v
+		sd += dd
+		for k, j := range numF {
+			v := row[j]
+			if v != v {
+				v = fill[k]
+			}
+			gn[k] += dd * v
+		}
+		for _, c := range cr {
+			if c >= 0 {
+				gc[c] += dd
+			}
 		}
 	}
-	return f
+	return f, sd
 }
 
 func (o *logObjective) eval(x []float64) float64 {

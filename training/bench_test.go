@@ -1,0 +1,29 @@
+package training_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/nudgehq/nudge/training"
+)
+
+func benchFit(b *testing.B, l training.Learner) {
+	ds := loadUCI(b)
+	ctx := context.Background()
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := l.Fit(ctx, ds, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkFitLogisticUCI fits logistic regression on the whole UCI table (12,330 rows).
+func BenchmarkFitLogisticUCI(b *testing.B) {
+	benchFit(b, training.NewLogistic(training.LogisticOptions{L2: 1}))
+}
+
+// BenchmarkFitGBDTUCI fits 200 trees of depth 6 (xgboost's baseline settings) on the UCI table.
+func BenchmarkFitGBDTUCI(b *testing.B) {
+	benchFit(b, training.NewGBDT(training.GBDTOptions{Trees: 200, LearningRate: 0.1, MaxDepth: 6, MinLeaf: 1, Seed: 1}))
+}

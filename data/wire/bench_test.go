@@ -21,7 +21,7 @@ func benchBody(n int) []byte {
 			"type":         types[i%len(types)],
 			"name":         `"add_to_cart"`,
 			"timestamp":    fmt.Sprint(now.UnixMilli() - int64(n-i)*1000),
-			"props":        fmt.Sprintf(`{"path":"/product/%d?utm_source=news","title":"Blue shoes, size %d","device":"mobile","engaged_ms":%d,"scroll_pct":45}`, i, i%12, i*37),
+			"props":        fmt.Sprintf(`{"path":"/product/%d?utm_source=news","title":"Blue \\\"shoes\\\", size %d \\u00e9","device":"mobile","engaged_ms":%d,"scroll_pct":45}`, i, i%12, i*37),
 		}))
 	}
 	return []byte(`{"events":[` + strings.Join(parts, ",") + `]}`)
@@ -33,17 +33,19 @@ func benchBody(n int) []byte {
 func BenchmarkDecodeBatch(b *testing.B) {
 	body := benchBody(100)
 	libs := []struct {
-		name string
-		fn   func([]byte, any) error
+		name  string
+		valid func([]byte) bool
+		fn    func([]byte, any) error
 	}{
-		{"goccy", gojson.Unmarshal},
-		{"std", json.Unmarshal},
+		{"valid=std/unmarshal=goccy", json.Valid, gojson.Unmarshal},
+		{"valid=std/unmarshal=std", json.Valid, json.Unmarshal},
+		{"valid=goccy/unmarshal=goccy", gojson.Valid, gojson.Unmarshal},
 	}
 	for _, lib := range libs {
 		b.Run(lib.name, func(b *testing.B) {
-			saved := unmarshal
-			unmarshal = lib.fn
-			defer func() { unmarshal = saved }()
+			savedU, savedV := unmarshal, valid
+			unmarshal, valid = lib.fn, lib.valid
+			defer func() { unmarshal, valid = savedU, savedV }()
 			b.SetBytes(int64(len(body)))
 			b.ReportAllocs()
 			for b.Loop() {

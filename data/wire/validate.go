@@ -58,7 +58,7 @@ func appendValidate(errs []FieldError, ev *features.Event, index int, now time.T
 	if len(ev.Props) > lim.MaxProps {
 		fail(fProps, "%d props, the limit is %d", len(ev.Props), lim.MaxProps)
 	}
-	if len(ev.Props) > 0 {
+	if len(ev.Props) > 0 && !propsOK(ev.Props, lim) {
 		keys := make([]string, 0, len(ev.Props))
 		for k := range ev.Props {
 			keys = append(keys, k)
@@ -82,4 +82,14 @@ func appendValidate(errs []FieldError, ev *features.Event, index int, now time.T
 		}
 	}
 	return errs
+}
+
+// propsOK is the allocation-free fast path of the props checks.
+func propsOK(p map[string]string, lim Limits) bool {
+	for k, v := range p {
+		if k == "" || len(k) > lim.MaxString || len(v) > lim.MaxString || !validString(k) || !validString(v) {
+			return false
+		}
+	}
+	return true
 }

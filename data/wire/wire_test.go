@@ -196,7 +196,7 @@ func TestDecodeEventErrors(t *testing.T) {
 		{"long prop key", "", map[string]string{"props": `{` + long + `:"v"}`}, "props." + strings.Repeat("x", 64), "key too long"},
 		{"invalid utf8 session", "", map[string]string{"session_id": "\"s\xff\""}, "session_id", "invalid UTF-8"},
 		{"invalid utf8 prop", "", map[string]string{"props": "{\"k\":\"\xc3\x28\"}"}, "props.k", "invalid UTF-8"},
-		{"invalid utf8 prop key", "", map[string]string{"props": "{\"k\xff\":\"v\"}"}, "props", "invalid UTF-8 in a key"},
+		{"invalid utf8 prop key", "", map[string]string{"props": "{\"k\xff\":\"v\"}"}, "props", "invalid key: invalid UTF-8"},
 		{"invalid utf8 field name", "{\"x\xff\":1," + ev(nil)[1:], nil, "x?", "unknown field"},
 		{"NUL in id", "", map[string]string{"session_id": `"a\u0000b"`}, "session_id", "NUL"},
 		{"unknown field", "", map[string]string{"sesion_id": `"s"`}, "sesion_id", "unknown field (valid: event_id, session_id"},
@@ -205,7 +205,7 @@ func TestDecodeEventErrors(t *testing.T) {
 		{"consent unknown key", "", map[string]string{"consent": `{"ads":true}`}, "consent.ads", "unknown field"},
 		{"consent analytics not bool", "", map[string]string{"consent": `{"analytics":1}`}, "consent.analytics", "must be a boolean"},
 		{"not an object", `[1,2]`, nil, "event", "must be a JSON object, got an array"},
-		{"broken json", `{"event_id":`, nil, "event", "not a valid JSON object"},
+		{"broken json", `{"event_id":`, nil, "event", "not valid JSON: unexpected end of JSON input"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -230,9 +230,11 @@ func (c *calc) metrics(mult []int32, points int, curve *[]CurvePoint) Metrics {
 				res.UpliftAt30 = rateDiff(cyt, cyc, ct, cc)
 			}
 			if curve != nil && points > 0 {
-				for next <= points && k >= int(math.Ceil(float64(next)*fn/float64(points))) {
+				if next <= points && k >= int(math.Ceil(float64(next)*fn/float64(points))) {
 					*curve = append(*curve, CurvePoint{Fraction: float64(k) / fn, Qini: q, Random: float64(k) / fn * qiniN, Uplift: u})
-					next++
+					for next <= points && k >= int(math.Ceil(float64(next)*fn/float64(points))) {
+						next++
+					}
 				}
 			}
 		}

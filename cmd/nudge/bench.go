@@ -251,4 +251,3 @@ func benchSend(ctx context.Context, url, key string, bodies [][]byte, c int) (be
 	}
 	return res, nil
 }
-

@@ -22,6 +22,18 @@ type Ensemble struct {
 	Left, Right []int32
 	Value       []float64
 	Gain        []float64 // per feature: total split gain (importance); may be nil
+
+	// packed is the scoring layout (derived, not serialised): one 16-byte node per entry, the
+	// two children of a node adjacent (right = left+1), so a step is one load and no branch
+	// on the comparison.
+	packed []packedNode
+	roots  []int32
+}
+
+type packedNode struct {
+	thr  float64 // threshold; for a leaf, its value
+	feat int32   // -1 for a leaf
+	kid  int32   // left child; the right one is kid+1
 }
 
 // NewEnsemble checks the arrays: every child index is in range and points forward, so a walk
@@ -51,6 +63,9 @@ func NewEnsemble(e Ensemble) (*Ensemble, error) {
 			}
 			continue
 		}
+		if t := e.Threshold[i]; math.IsNaN(t) || math.IsInf(t, 0) {
+			return nil, fmt.Errorf("model: ensemble: node %d: threshold %v", i, t)
+		}
 		if int(f) >= d {
 			return nil, fmt.Errorf("model: ensemble: node %d: feature %d of %d", i, f, d)
 		}
@@ -59,7 +74,36 @@ func NewEnsemble(e Ensemble) (*Ensemble, error) {
 		}
 	}
 	m := e
+	m.pack()
 	return &m, nil
+}
+
+// pack lays each tree out breadth-first with siblings adjacent.
+func (e *Ensemble) pack() {
+	e.packed = make([]packedNode, 0, len(e.Feature))
+	e.roots = make([]int32, len(e.Roots))
+	var queue [][2]int32 // (old node, new slot)
+	for t, r := range e.Roots {
+		e.roots[t] = int32(len(e.packed))
+		e.packed = append(e.packed, packedNode{})
+		queue = append(queue[:0], [2]int32{r, e.roots[t]})
+		for len(queue) > 0 {
+			old, slot := queue[0][0], queue[0][1]
+			queue = queue[1:]
+			if e.Feature[old] < 0 {
+				e.packed[slot] = packedNode{thr: e.Value[old], feat: -1}
+				continue
+			}
+			kid := int32(len(e.packed))
+			e.packed = append(e.packed, packedNode{}, packedNode{})
+			thr := e.Threshold[old]
+			if thr == 0 {
+				thr = 0 // -0 would send +0 right in Margin's sign test
+			}
+			e.packed[slot] = packedNode{thr: thr, feat: e.Feature[old], kid: kid}
+			queue = append(queue, [2]int32{e.Left[old], kid}, [2]int32{e.Right[old], kid + 1})
+		}
+	}
 }
 
 // NumFeatures is the length of the input row.
@@ -73,21 +117,21 @@ func (e *Ensemble) Margin(x []float64) (float64, error) {
 	if len(x) != len(e.Features) {
 		return 0, fmt.Errorf("%w: ensemble has %d, got %d", ErrFeatureCount, len(e.Features), len(x))
 	}
-	feat, thr, left, right, val := e.Feature, e.Threshold, e.Left, e.Right, e.Value
+	nodes := e.packed
 	s := e.Base
-	for _, n := range e.Roots {
-		for {
-			f := feat[n]
-			if f < 0 {
-				break
+	for _, n := range e.roots {
+		nd := nodes[n]
+		for nd.feat >= 0 {
+			v := x[nd.feat]
+			k := nd.kid
+			if v == v { // NaN goes left
+				// right iff v > thr, i.e. thr-v < 0: the sign bit, without a branch that
+				// random data would mispredict (thr-v is never -0 for v != thr)
+				k += int32(math.Float64bits(nd.thr-v) >> 63)
 			}
-			if x[f] > thr[n] {
-				n = right[n]
-			} else {
-				n = left[n]
-			}
+			nd = nodes[k]
 		}
-		s += val[n]
+		s += nd.thr
 	}
 	return s, nil
 }

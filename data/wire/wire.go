@@ -313,6 +313,9 @@ func (d *decoder) event(raw []byte, consentDefault bool) features.Event {
 		if reason != "" {
 			name = strings.ToValidUTF8(string(k[1:len(k)-1]), "?")
 		}
+		if name == "" {
+			name = `""`
+		}
 		unknown = append(unknown, truncate(name, 64))
 	})
 	// The event id first, so that later errors can name it.
@@ -580,7 +583,7 @@ func (d *decoder) consent(r []byte, def bool) bool {
 			if reason != "" {
 				name = "?"
 			}
-			d.fail("consent."+truncate(name, 64), "unknown field (valid: analytics)")
+			d.fail("consent."+truncate(name, 64), "unknown field (valid: analytics)") // "consent." when empty
 			return
 		}
 		switch string(v) {

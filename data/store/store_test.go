@@ -189,4 +189,3 @@ func TestSessionisation(t *testing.T) {
 		})
 	}
 }
-

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -46,7 +47,10 @@ func (r benchResult) ratio() float64    { return r.httpRate() / r.rawRate() }
 
 func newBenchCmd(a *app) *cobra.Command {
 	bench := &cobra.Command{Use: "bench", Short: "Measure nudge's performance"}
-	var o benchOptions
+	var (
+		o          benchOptions
+		cpuprofile string
+	)
 	ingest := &cobra.Command{
 		Use:   "ingest",
 		Short: "Sustained durable ingestion over HTTP on loopback vs a raw Badger WriteBatch",
@@ -56,6 +60,17 @@ events/s. Then write the same events with store.RawBaseline (plain Badger WriteB
 same keys and values, one sync at the end) in the same run and print the ratio.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if cpuprofile != "" {
+				f, err := os.Create(cpuprofile)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				if err := pprof.StartCPUProfile(f); err != nil {
+					return err
+				}
+				defer pprof.StopCPUProfile()
+			}
 			res, err := benchIngest(cmd.Context(), o, slog.New(slog.DiscardHandler))
 			if err != nil {
 				return err
@@ -71,6 +86,7 @@ same keys and values, one sync at the end) in the same run and print the ratio.`
 	fs.DurationVar(&o.timeout, "timeout", 5*time.Minute, "bound on the whole run")
 	fs.BoolVar(&o.noSync, "unsafe-no-sync", false, "measure without fsync before acknowledging")
 	fs.StringVar(&o.dir, "dir", "", "parent directory of the temporary data directories")
+	fs.StringVar(&cpuprofile, "cpuprofile", "", "write a CPU profile of the run to this file")
 	bench.AddCommand(ingest)
 	return bench
 }

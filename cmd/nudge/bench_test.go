@@ -1,0 +1,52 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"regexp"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// TestBenchIngestCommand runs a small `nudge bench ingest` end to end and checks that every
+// event was sent and both rates were measured. It asserts no speed (see BenchmarkIngestHTTP).
+func TestBenchIngestCommand(t *testing.T) {
+	var out, errb bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	code := run(ctx, []string{"bench", "ingest", "--events", "3000", "--batch", "100", "--concurrency", "4",
+		"--dir", t.TempDir()}, nil, &out, &errb)
+	if code != 0 {
+		t.Fatalf("exit %d: %s%s", code, out.String(), errb.String())
+	}
+	m := regexp.MustCompile(`(\d+) events in (\d+) requests`).FindStringSubmatch(out.String())
+	if m == nil || m[1] != "3000" || m[2] != "30" {
+		t.Fatalf("unexpected output:\n%s", out.String())
+	}
+	r := regexp.MustCompile(`ratio http/raw: ([0-9.]+)`).FindStringSubmatch(out.String())
+	if r == nil {
+		t.Fatalf("no ratio:\n%s", out.String())
+	}
+	if v, err := strconv.ParseFloat(r[1], 64); err != nil || v <= 0 {
+		t.Errorf("ratio %q", r[1])
+	}
+}
+
+// BenchmarkIngestHTTP measures sustained durable ingestion over HTTP on loopback in batches
+// of 100 events from 16 clients, and the raw Badger WriteBatch baseline on the same events.
+// One op is one batch of 100 events.
+//
+//	go test -run '^$' -bench IngestHTTP -benchtime 2000x ./cmd/nudge
+func BenchmarkIngestHTTP(b *testing.B) {
+	o := benchOptions{events: b.N * 100, batch: 100, concurrency: 16, timeout: 10 * time.Minute, dir: b.TempDir()}
+	b.ResetTimer()
+	res, err := benchIngest(context.Background(), o, slog.New(slog.DiscardHandler))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(res.httpRate(), "events/s")
+	b.ReportMetric(res.rawRate(), "raw-events/s")
+	b.ReportMetric(res.ratio(), "ratio")
+}

@@ -167,6 +167,13 @@ func Load(path string) (*Config, error) {
 
 // Parse decodes and validates a configuration; name is used in error messages.
 func Parse(name string, data []byte) (*Config, error) {
+	f, err := parser.ParseBytes(data, 0)
+	if err != nil {
+		return nil, yamlError(name, err)
+	}
+	if errs := unknownFields(name, f); len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
 	var c Config
 	if err := yaml.UnmarshalWithOptions(data, &c, yaml.DisallowUnknownField()); err != nil {
 		return nil, yamlError(name, err)

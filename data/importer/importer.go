@@ -57,7 +57,7 @@ const ImportMaxPast = 100 * 365 * 24 * time.Hour
 // Options configure an import.
 type Options struct {
 	Site           string           // the site the events belong to (for the caller's sink)
-	Format         Format           // "" detects from the content (see Detect)
+	Format         Format           // "" detects from the content (see Detect); CSV with the OTTO header reads as Otto
 	Now            func() time.Time // for the future-timestamp check; nil means time.Now
 	Limits         wire.Limits      // zero fields take the wire defaults, MaxPast ImportMaxPast
 	ConsentDefault bool             // consent of events that do not carry one

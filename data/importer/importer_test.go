@@ -323,3 +323,24 @@ func TestOttoSampleFile(t *testing.T) {
 		t.Fatalf("re-import: %+v", rep2)
 	}
 }
+
+// BenchmarkImportJSONL imports 10,000 JSON Lines events into a discarding sink.
+//
+//	go test ./data/importer -run '^$' -bench ImportJSONL -benchmem
+func BenchmarkImportJSONL(b *testing.B) {
+	var sb strings.Builder
+	for i := range 10000 {
+		fmt.Fprintf(&sb, `{"event_id":"e%d","session_id":"s%d","anonymous_id":"a%d","type":"page_view","timestamp":%d,"props":{"path":"/p/%d","device":"mobile"}}`+"\n", i, i/20, i/20, 1704164645000+int64(i), i)
+	}
+	in := sb.String()
+	discard := func(ctx context.Context, evs []features.Event) (int, int, int, error) { return len(evs), 0, 0, nil }
+	o := Options{Format: JSONL, Now: func() time.Time { return now }, ConsentDefault: true}
+	b.SetBytes(int64(len(in)))
+	for b.Loop() {
+		rep, err := Import(context.Background(), strings.NewReader(in), o, discard)
+		if err != nil || rep.Imported != 10000 {
+			b.Fatal(err, rep)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*10000), "ns/event")
+}

@@ -24,6 +24,7 @@ type app struct {
 // adds its constructor here.
 var subcommands = []func(*app) *cobra.Command{
 	newServeCmd,
+	newImportCmd,
 	newBenchCmd,
 }
 

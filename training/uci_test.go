@@ -57,8 +57,8 @@ const (
 )
 
 func TestUCIAgainstBaselines(t *testing.T) {
-	if testing.Short() {
-		t.Skip("fits 10 models on the UCI table")
+	if testing.Short() || raceEnabled {
+		t.Skip("fits 10 models on the UCI table: run without -short and -race (go test -run UCI -v ./training)")
 	}
 	ds := loadUCI(t)
 	ctx := context.Background()

@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -436,7 +437,7 @@ func (im *importer) csvRow(c csvColumns) func(int, []string) error {
 				}
 			case "value":
 				f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
-				if err != nil {
+				if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
 					im.reject(line, "value", fmt.Sprintf("must be a number, got %q", trunc(v)))
 					return nil
 				}

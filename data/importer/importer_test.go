@@ -126,7 +126,7 @@ func TestCSV(t *testing.T) {
 		"c2,s1,a1,u1,identify,1704164645000,,,true,,\n" +
 		"c3,s1,a1,,macro_conversion,1704164646000,purchase,49.90,,,\n" +
 		"c4,s1,a1,,macro_conversion,1704164646000,,,,,\n" + // no name
-		"c5,s1,a1,,click,1704164646000,,abc,,,\n" + // bad value
+		"c5,s1,a1,,click,1704164646000,,NaN,,,\n" + // bad value
 		"c6,s1,a1,,click,1704164646000,,,maybe,,\n" + // bad consent
 		"c7,s1,a1,,click\n" + // wrong field count
 		"c8,s1,a1,,click,1704164646000,,,false,,\n" + // no consent: unlogged

@@ -37,6 +37,7 @@ func BenchmarkDecodeBatch(b *testing.B) {
 		valid func([]byte) bool
 		fn    func([]byte, any) error
 	}{
+		{"valid=validJSON/unmarshal=goccy", validJSON, gojson.Unmarshal},
 		{"valid=std/unmarshal=goccy", json.Valid, gojson.Unmarshal},
 		{"valid=std/unmarshal=std", json.Valid, json.Unmarshal},
 		{"valid=goccy/unmarshal=goccy", gojson.Valid, gojson.Unmarshal},
@@ -55,6 +56,24 @@ func BenchmarkDecodeBatch(b *testing.B) {
 				}
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*100), "ns/event")
+		})
+	}
+}
+
+// BenchmarkValid compares the two JSON validity checkers on a 100-event batch.
+func BenchmarkValid(b *testing.B) {
+	body := benchBody(100)
+	for _, c := range []struct {
+		name string
+		fn   func([]byte) bool
+	}{{"validJSON", validJSON}, {"encoding-json", json.Valid}} {
+		b.Run(c.name, func(b *testing.B) {
+			b.SetBytes(int64(len(body)))
+			for b.Loop() {
+				if !c.fn(body) {
+					b.Fatal("invalid")
+				}
+			}
 		})
 	}
 }

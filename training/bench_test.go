@@ -27,3 +27,15 @@ func BenchmarkFitLogisticUCI(b *testing.B) {
 func BenchmarkFitGBDTUCI(b *testing.B) {
 	benchFit(b, training.NewGBDT(training.GBDTOptions{Trees: 200, LearningRate: 0.1, MaxDepth: 6, MinLeaf: 1, Seed: 1}))
 }
+
+// BenchmarkFitGBDTSynth100k fits 200 trees of depth 6 on 100,000 generated rows x 30.
+func BenchmarkFitGBDTSynth100k(b *testing.B) {
+	ds := synth(100_000, 30, 1)
+	l := training.NewGBDT(training.GBDTOptions{Trees: 200, LearningRate: 0.1, MaxDepth: 6, MinLeaf: 1, MinHessian: 1, Seed: 1})
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := l.Fit(context.Background(), ds, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -20,7 +20,7 @@ type GBDTOptions struct {
 	LearningRate float64 // shrinkage (0 = 0.1)
 	MaxDepth     int     // depth of each tree (0 = 6)
 	MaxLeaves    int     // leaves per tree, grown best-first (0 = 2^MaxDepth, i.e. depth-wise)
-	MinLeaf      int     // minimum rows in a leaf (0 = 20)
+	MinLeaf      int     // minimum rows in a leaf (0 = 20; 1 skips row counting, which is faster)
 	MinHessian   float64 // minimum hessian sum in a leaf (0 = 1e-3)
 	L2           float64 // L2 penalty on leaf values (0 = 1; negative = none)
 	Bins         int     // value bins per feature, at most 255 (0 = 255); NaN has its own bin
@@ -224,14 +224,15 @@ type grower struct {
 	opt     GBDTOptions
 	n, d    int
 	bins    []uint8
-	nb      []int // value bins per feature (cuts+1)
-	g, h    []float64
-	idx     []int32 // row indices, partitioned in place per node
+	nb      []int     // value bins per feature (cuts+1)
+	gh      []float64 // gradient and hessian of row i at 2i, 2i+1
+	idx     []int32   // row indices, partitioned in place per node
 	tmp     []int32
 	pool    [][]float64
 	nodes   []treeNode
 	gain    []float64 // per feature, accumulated
 	workers int
+	counts  bool // histograms count rows (needed only when MinLeaf > 1)
 }
 
 func (gr *grower) getHist() []float64 {
@@ -250,13 +251,28 @@ func (gr *grower) putHist(h []float64) { gr.pool = append(gr.pool, h) }
 func (gr *grower) build(hist []float64, rows []int32) {
 	d := gr.d
 	work := func(f0, f1 int) {
-		bins, g, h := gr.bins, gr.g, gr.h
+		bins, gh := gr.bins, gr.gh
+		hist := hist[f0*nbins*3 : f1*nbins*3]
+		if !gr.counts {
+			for _, i := range rows {
+				p := gh[2*int(i) : 2*int(i)+2 : 2*int(i)+2]
+				gi, hi := p[0], p[1]
+				r := bins[int(i)*d+f0 : int(i)*d+f1]
+				for j, b := range r {
+					k := (j*nbins + int(b)) * 3
+					s := hist[k : k+2 : k+2]
+					s[0] += gi
+					s[1] += hi
+				}
+			}
+			return
+		}
 		for _, i := range rows {
-			gi, hi := g[i], h[i]
+			p := gh[2*int(i) : 2*int(i)+2 : 2*int(i)+2]
+			gi, hi := p[0], p[1]
 			r := bins[int(i)*d+f0 : int(i)*d+f1]
-			base := f0 * nbins * 3
 			for j, b := range r {
-				k := base + (j*nbins+int(b))*3
+				k := (j*nbins + int(b)) * 3
 				s := hist[k : k+3 : k+3]
 				s[0] += gi
 				s[1] += hi
@@ -293,12 +309,16 @@ func (gr *grower) best(hist []float64, G, H float64, n int) (gain float64, feat,
 			gl += hs[k*3]
 			hl += hs[k*3+1]
 			nl += hs[k*3+2]
-			if nl < minLeaf || hl < minH {
+			if hl < minH {
 				continue
 			}
-			nr := float64(n) - nl
-			if nr < minLeaf {
-				break
+			if gr.counts {
+				if nl < minLeaf {
+					continue
+				}
+				if float64(n)-nl < minLeaf {
+					break
+				}
 			}
 			hr := H - hl
 			if hr < minH {
@@ -319,8 +339,8 @@ func (gr *grower) grow(m int, cuts [][]float64) []treeNode {
 	gr.nodes = gr.nodes[:0]
 	var G, H float64
 	for _, i := range gr.idx[:m] {
-		G += gr.g[i]
-		H += gr.h[i]
+		G += gr.gh[2*i]
+		H += gr.gh[2*i+1]
 	}
 	gr.nodes = append(gr.nodes, treeNode{feature: -1, lo: 0, hi: m, g: G, h: H})
 	var hp candHeap
@@ -352,8 +372,8 @@ func (gr *grower) grow(m int, cuts [][]float64) []treeNode {
 			if int(gr.bins[int(i)*gr.d+c.feature]) <= c.bin {
 				rows[l] = i
 				l++
-				gl += gr.g[i]
-				hl += gr.h[i]
+				gl += gr.gh[2*i]
+				hl += gr.gh[2*i+1]
 			} else {
 				tmp = append(tmp, i)
 			}
@@ -369,7 +389,12 @@ func (gr *grower) grow(m int, cuts [][]float64) []treeNode {
 		p.thr = cuts[c.feature][c.bin-1]
 		gr.gain[c.feature] += c.gain
 		leaves++
-		// smaller child gets a fresh histogram, the larger one parent minus smaller
+		// Children that cannot split need no histogram. Otherwise the smaller child gets a
+		// fresh one and the larger one is parent minus smaller.
+		if nd.depth+1 >= gr.opt.MaxDepth || leaves >= gr.opt.MaxLeaves {
+			gr.putHist(c.hist)
+			continue
+		}
 		small, large := li, ri
 		if l > nd.hi-nd.lo-l {
 			small, large = ri, li
@@ -424,8 +449,8 @@ func (b *GBDT) Fit(ctx context.Context, train, valid *Dataset) (model.Binary, er
 	n, d := train.N(), train.D()
 	bn := newBinner(train, opt.Bins, rng)
 	gr := &grower{opt: opt, n: n, d: d, bins: bn.binAll(train, opt.Workers), workers: opt.Workers,
-		g: make([]float64, n), h: make([]float64, n), idx: make([]int32, n), tmp: make([]int32, 0, n),
-		gain: make([]float64, d), nb: make([]int, d)}
+		gh: make([]float64, 2*n), idx: make([]int32, n), tmp: make([]int32, 0, n),
+		gain: make([]float64, d), nb: make([]int, d), counts: opt.MinLeaf > 1}
 	for j := range gr.nb {
 		gr.nb[j] = len(bn.cuts[j]) + 1
 	}
@@ -463,8 +488,8 @@ func (b *GBDT) Fit(ctx context.Context, train, valid *Dataset) (model.Binary, er
 			for i := lo; i < hi; i++ {
 				p := model.Sigmoid(F[i])
 				w := train.Weight(i)
-				gr.g[i] = w * (p - train.Y[i])
-				gr.h[i] = max(w*p*(1-p), 1e-16)
+				gr.gh[2*i] = w * (p - train.Y[i])
+				gr.gh[2*i+1] = max(w*p*(1-p), 1e-16)
 			}
 		})
 		m := 0
@@ -521,7 +546,7 @@ func (b *GBDT) Fit(ctx context.Context, train, valid *Dataset) (model.Binary, er
 			}
 			ens.Value = append(ens.Value, nd.value)
 		}
-		if opt.Progress != nil || valid == nil {
+		if opt.Progress != nil {
 			trainLoss = weightedLogLoss(F, train.Y, train.W, true)
 		}
 		validLoss := math.NaN()

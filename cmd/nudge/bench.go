@@ -30,6 +30,7 @@ type benchOptions struct {
 	concurrency int           // client goroutines
 	timeout     time.Duration // bound on the whole run
 	noSync      bool          // --unsafe-no-sync for comparison
+	direct      bool          // also time store.Append in-process (HTTP overhead)
 	dir         string        // parent of the temporary data directories ("" = os.TempDir)
 }
 
@@ -38,12 +39,16 @@ type benchResult struct {
 	Events   int
 	Requests int
 	HTTP     time.Duration // wall time of the HTTP phase
+	Direct   time.Duration // the same batches through store.Append in-process (0 if skipped)
 	Raw      time.Duration // store.RawBaseline on the same events
 }
 
 func (r benchResult) httpRate() float64 { return float64(r.Events) / r.HTTP.Seconds() }
 func (r benchResult) rawRate() float64  { return float64(r.Events) / r.Raw.Seconds() }
 func (r benchResult) ratio() float64    { return r.httpRate() / r.rawRate() }
+func (r benchResult) directRate() float64 {
+	return float64(r.Events) / r.Direct.Seconds()
+}
 
 func newBenchCmd(a *app) *cobra.Command {
 	bench := &cobra.Command{Use: "bench", Short: "Measure nudge's performance"}
@@ -85,6 +90,7 @@ same keys and values, one sync at the end) in the same run and print the ratio.`
 	fs.IntVar(&o.concurrency, "concurrency", 16, "client goroutines")
 	fs.DurationVar(&o.timeout, "timeout", 5*time.Minute, "bound on the whole run")
 	fs.BoolVar(&o.noSync, "unsafe-no-sync", false, "measure without fsync before acknowledging")
+	fs.BoolVar(&o.direct, "direct", true, "also time the same batches through store.Append in-process")
 	fs.StringVar(&o.dir, "dir", "", "parent directory of the temporary data directories")
 	fs.StringVar(&cpuprofile, "cpuprofile", "", "write a CPU profile of the run to this file")
 	bench.AddCommand(ingest)
@@ -99,6 +105,10 @@ func printBench(w io.Writer, o benchOptions, r benchResult) {
 	fmt.Fprintf(w, "ingest over HTTP: %d events in %d requests of %d, %d clients, %s\n",
 		r.Events, r.Requests, o.batch, o.concurrency, mode)
 	fmt.Fprintf(w, "  http:         %8.3fs  %10.0f events/s\n", r.HTTP.Seconds(), r.httpRate())
+	if r.Direct > 0 {
+		fmt.Fprintf(w, "  store.Append: %8.3fs  %10.0f events/s  (same batches and clients, in-process, no HTTP)\n",
+			r.Direct.Seconds(), r.directRate())
+	}
 	fmt.Fprintf(w, "  raw baseline: %8.3fs  %10.0f events/s  (badger WriteBatch of %d, one sync)\n",
 		r.Raw.Seconds(), r.rawRate(), o.batch)
 	fmt.Fprintf(w, "  ratio http/raw: %.2f   (targets: >= 100000 events/s, ratio >= 0.5)\n", r.ratio())
@@ -189,14 +199,21 @@ func benchIngest(ctx context.Context, o benchOptions, log *slog.Logger) (benchRe
 		return res, fmt.Errorf("bench: close: %w", closeErr)
 	}
 
-	// The same events, decoded by the same code, through a plain Badger WriteBatch.
+	// The same events, decoded by the same code.
+	batches := make([][]features.Event, len(bodies))
 	evs := make([]features.Event, 0, o.events)
-	for _, b := range bodies {
+	for i, b := range bodies {
 		dec, err := wire.DecodeBatch(b, now, lim, true)
 		if err != nil || len(dec.Errors) > 0 {
 			return res, fmt.Errorf("bench: decode for baseline: %v %v", err, dec.Errors)
 		}
+		batches[i] = dec.Events
 		evs = append(evs, dec.Events...)
+	}
+	if o.direct {
+		if res.Direct, err = benchDirect(ctx, cfg, filepath.Join(dir, "direct"), o, batches, log); err != nil {
+			return res, err
+		}
 	}
 	for i := range evs {
 		evs[i].Session = evs[i].SessionID
@@ -266,4 +283,47 @@ func benchSend(ctx context.Context, url, key string, bodies [][]byte, c int) (be
 		return res, fmt.Errorf("bench: %w", err)
 	}
 	return res, nil
+}
+
+// benchDirect appends the batches to a fresh durable store from o.concurrency goroutines,
+// in-process, and times it: the store's own rate, without HTTP.
+func benchDirect(ctx context.Context, cfg *config.Config, dir string, o benchOptions, batches [][]features.Event,
+	log *slog.Logger) (time.Duration, error) {
+	st, err := openStore(ctx, cfg, storeOptions{dir: dir, noSync: o.noSync}, log)
+	if err != nil {
+		return 0, fmt.Errorf("bench: %w", err)
+	}
+	site := cfg.Sites[0].ID
+	var (
+		next     atomic.Int64
+		wg       sync.WaitGroup
+		errOnce  sync.Once
+		firstErr error
+	)
+	start := time.Now()
+	for range o.concurrency {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(batches) {
+					return
+				}
+				evs := append([]features.Event(nil), batches[i]...)
+				if _, err := st.Append(ctx, site, evs); err != nil {
+					errOnce.Do(func() { firstErr = fmt.Errorf("bench: direct append: %w", err) })
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if err := st.Close(cctx); err != nil && firstErr == nil {
+		firstErr = fmt.Errorf("bench: close: %w", err)
+	}
+	return elapsed, firstErr
 }

@@ -90,7 +90,16 @@ func (s *Server) readBody(c echo.Context) ([]byte, error) {
 		return nil, newError(ErrBodyTooLarge, nil,
 			"request body of %d bytes exceeds the limit of %d bytes; split the batch", req.ContentLength, s.bodyLimit)
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), req.Body, s.bodyLimit))
+	rd := http.MaxBytesReader(c.Response(), req.Body, s.bodyLimit)
+	var body []byte
+	var err error
+	if n := req.ContentLength; n > 0 {
+		// Known length (net/http stops the body there): one allocation.
+		body = make([]byte, n)
+		_, err = io.ReadFull(rd, body)
+	} else {
+		body, err = io.ReadAll(rd)
+	}
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {

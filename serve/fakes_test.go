@@ -20,6 +20,7 @@ type fakeStore struct {
 	events     map[string]map[string]features.Event // site -> event_id -> event
 	duplicates int64
 	overloaded bool
+	panics     bool
 	block      chan struct{} // when set, Append waits for it to close
 	entered    chan struct{} // when set, Append signals here on entry
 }
@@ -30,13 +31,20 @@ func newFakeStore() *fakeStore {
 
 func (f *fakeStore) Append(ctx context.Context, site string, evs []features.Event) (serve.AppendResult, error) {
 	f.mu.Lock()
-	block, entered, over := f.block, f.entered, f.overloaded
+	block, entered, over, panics := f.block, f.entered, f.overloaded, f.panics
 	f.mu.Unlock()
 	if entered != nil {
 		entered <- struct{}{}
 	}
 	if block != nil {
-		<-block
+		select {
+		case <-block:
+		case <-ctx.Done():
+			return serve.AppendResult{}, fmt.Errorf("fake: append: %w", ctx.Err())
+		}
+	}
+	if panics {
+		panic("fake store exploded")
 	}
 	if over {
 		return serve.AppendResult{}, fmt.Errorf("fake: %w", serve.ErrOverloaded)

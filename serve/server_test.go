@@ -564,3 +564,35 @@ func TestGracefulClose(t *testing.T) {
 		t.Error("server still accepts connections after Close")
 	}
 }
+
+func TestRequestTimeoutAndPanic(t *testing.T) {
+	t.Run("timeout", func(t *testing.T) {
+		ts := start(t, func(o *serve.Options) { o.RequestTimeout = 100 * time.Millisecond })
+		ts.store.mu.Lock()
+		ts.store.block = make(chan struct{}) // never closed: Append waits for the deadline
+		ts.store.mu.Unlock()
+		r := do(t, "POST", ts.url+"/v1/events", writeKey, batch("t1"))
+		if r.status != 503 || r.header.Get("Retry-After") == "" {
+			t.Fatalf("status %d, Retry-After %q: %s", r.status, r.header.Get("Retry-After"), r.body)
+		}
+		if e := r.errorBody(t); e.Code != "timeout" {
+			t.Errorf("error %+v", e)
+		}
+	})
+	t.Run("panic", func(t *testing.T) {
+		ts := start(t, nil)
+		ts.store.mu.Lock()
+		ts.store.panics = true
+		ts.store.mu.Unlock()
+		r := do(t, "POST", ts.url+"/v1/events", writeKey, batch("p1"))
+		if r.status != 500 {
+			t.Fatalf("status %d: %s", r.status, r.body)
+		}
+		if e := r.errorBody(t); e.Code != "internal" || strings.Contains(e.Message, "exploded") {
+			t.Errorf("error %+v (internal details must not leak)", e)
+		}
+		if r := do(t, "GET", ts.url+"/healthz", "", ""); r.status != 200 {
+			t.Errorf("server unhealthy after a panic: %d", r.status)
+		}
+	})
+}

@@ -16,7 +16,7 @@ import (
 func Example() {
 	srv, err := serve.New(serve.Options{
 		Config: config.Demo(),
-		Events: newFakeStore(), // cmd/nudge passes the Badger store here
+		Events: newFakeStore(),  // cmd/nudge passes the Badger store here
 		Decode: fakeDecode(500), // and data/wire's decoder here
 	})
 	if err != nil {

@@ -71,13 +71,6 @@ func eventKey(site, session string, ts int64, eventID string) []byte {
 	return append(b, eventID...)
 }
 
-// tsKey builds ns|site|id|ts|tail.
-func tsKey(ns byte, site, id string, ts int64, tail string) []byte {
-	b := key(ns, site, id)
-	b = appendTS(b, ts)
-	return append(b, tail...)
-}
-
 func sessionByTimeKey(site string, ts int64, session string) []byte {
 	b := key(nsSessionByTime, site)
 	b = appendTS(b, ts)

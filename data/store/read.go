@@ -2,11 +2,8 @@ package store
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"math"
-	"slices"
 
 	"github.com/dgraph-io/badger/v4"
 
@@ -219,7 +216,7 @@ func replayInput(txn *badger.Txn, site, session string) (features.VisitorHistory
 	if err != nil || !known {
 		return hist, evs, err
 	}
-	hist, err = computeHistory(txn, site, anon, at)
+	hist, err = computeHistory(historySource{txn: txn}, site, anon, at)
 	return hist, evs, err
 }
 
@@ -262,158 +259,10 @@ func (s *Store) VisitorHistory(ctx context.Context, site, anonymousID string, be
 	var hist features.VisitorHistory
 	err := s.view(func(txn *badger.Txn) error {
 		var err error
-		hist, err = computeHistory(txn, site, anonymousID, beforeTS)
+		hist, err = computeHistory(historySource{txn: txn}, site, anonymousID, beforeTS)
 		return err
 	})
 	return hist, err
-}
-
-// ownerAsOf returns the user an anonymous id belongs to as of ts: the user of its earliest
-// link strictly before ts ("" if none).
-func ownerAsOf(txn *badger.Txn, site, anon string, ts int64) (string, error) {
-	prefix := key(nsLinkByAnon, site, anon)
-	opts := badger.IteratorOptions{Prefix: prefix, PrefetchValues: false}
-	it := txn.NewIterator(opts)
-	defer it.Close()
-	it.Seek(prefix)
-	if !it.ValidForPrefix(prefix) {
-		return "", nil
-	}
-	item := it.Item()
-	k := item.Key()
-	if len(k) < len(prefix)+8 || decodeTS(k[len(prefix):]) >= ts {
-		return "", nil
-	}
-	v, err := item.ValueCopy(nil)
-	if err != nil {
-		return "", fmt.Errorf("store: read link: %w", err)
-	}
-	return string(v), nil
-}
-
-// linkedAnons returns anon and, when it belongs to a user as of ts, every anonymous id that
-// belongs to the same user as of ts, sorted.
-func linkedAnons(txn *badger.Txn, site, anon string, ts int64) ([]string, error) {
-	user, err := ownerAsOf(txn, site, anon, ts)
-	if err != nil || user == "" {
-		return []string{anon}, err
-	}
-	prefix := key(nsLinkByUser, site, user)
-	var cands []string
-	err = func() error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: false})
-		defer it.Close()
-		for it.Seek(prefix); it.ValidForPrefix(prefix); it.Next() {
-			item := it.Item()
-			k := item.Key()
-			if len(k) < len(prefix)+8 || decodeTS(k[len(prefix):]) >= ts {
-				break
-			}
-			v, err := item.ValueCopy(nil)
-			if err != nil {
-				return fmt.Errorf("store: read link: %w", err)
-			}
-			if a := string(v); a != anon && !slices.Contains(cands, a) {
-				cands = append(cands, a)
-			}
-		}
-		return nil
-	}()
-	if err != nil {
-		return nil, err
-	}
-	anons := []string{anon}
-	for _, a := range cands {
-		// An anonymous id linked to this user after having been linked to another one stays
-		// with the first: two user ids are never merged.
-		owner, err := ownerAsOf(txn, site, a, ts)
-		if err != nil {
-			return nil, err
-		}
-		if owner == user {
-			anons = append(anons, a)
-		}
-	}
-	slices.Sort(anons)
-	return anons, nil
-}
-
-// computeHistory is the one history computation shared by ingest (in the writer's
-// transaction, which sees its own pending writes) and replay.
-func computeHistory(txn *badger.Txn, site, anon string, startTS int64) (features.VisitorHistory, error) {
-	var h features.VisitorHistory
-	anons, err := linkedAnons(txn, site, anon, startTS)
-	if err != nil {
-		return h, err
-	}
-	for _, a := range anons {
-		if err := sessionHistory(txn, site, a, startTS, &h); err != nil {
-			return h, err
-		}
-		if err := conversionHistory(txn, site, a, startTS, &h); err != nil {
-			return h, err
-		}
-	}
-	return h, nil
-}
-
-// sessionHistory counts a's sessions started in the 7 and 30 days before startTS and finds
-// the latest start before it, iterating backwards from startTS.
-func sessionHistory(txn *badger.Txn, site, a string, startTS int64, h *features.VisitorHistory) error {
-	prefix := key(nsVisitorSess, site, a)
-	it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, Reverse: true})
-	defer it.Close()
-	for it.Seek(appendTS(append([]byte(nil), prefix...), startTS)); it.ValidForPrefix(prefix); it.Next() {
-		k := it.Item().Key()
-		if len(k) < len(prefix)+8 {
-			continue
-		}
-		ts := decodeTS(k[len(prefix):])
-		if ts >= startTS {
-			continue
-		}
-		h.LastSessionTS = max(h.LastSessionTS, ts)
-		if ts < startTS-window30 {
-			break
-		}
-		h.Sessions30d++
-		if ts >= startTS-window7 {
-			h.Sessions7d++
-		}
-	}
-	return nil
-}
-
-// conversionHistory adds a's macro conversions strictly before startTS.
-func conversionHistory(txn *badger.Txn, site, a string, startTS int64, h *features.VisitorHistory) error {
-	prefix := key(nsConversion, site, a)
-	it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: false})
-	defer it.Close()
-	for it.Seek(prefix); it.ValidForPrefix(prefix); it.Next() {
-		item := it.Item()
-		k := item.Key()
-		if len(k) < len(prefix)+8 {
-			continue
-		}
-		ts := decodeTS(k[len(prefix):])
-		if ts >= startTS {
-			break
-		}
-		var v float64
-		if err := item.Value(func(b []byte) error {
-			if len(b) != 8 {
-				return fmt.Errorf("%w: conversion value", ErrCorrupt)
-			}
-			v = math.Float64frombits(binary.LittleEndian.Uint64(b))
-			return nil
-		}); err != nil {
-			return err
-		}
-		h.Conversions++
-		h.LastConversionTS = max(h.LastConversionTS, ts)
-		h.Monetary += v
-	}
-	return nil
 }
 
 // IdentityLink is one recorded Identify: an anonymous id linked to a user id.

@@ -144,7 +144,9 @@ type liveSession struct {
 // before the transaction has committed.
 type chunk struct {
 	s        *Store
-	txn      *badger.Txn
+	txn      *badger.Txn // the write transaction
+	snap     *badger.Txn // read-only snapshot of what was committed before the chunk
+	idx      map[string][]idxEntry
 	events   int
 	bytes    int
 	sessions map[string]*liveSession
@@ -158,6 +160,8 @@ func (s *Store) newChunk() *chunk {
 	return &chunk{
 		s:        s,
 		txn:      s.db.NewTransaction(true),
+		snap:     s.db.NewTransaction(false),
+		idx:      make(map[string][]idxEntry),
 		sessions: make(map[string]*liveSession),
 		clients:  make(map[string]string),
 		ids:      make(map[string]string),
@@ -207,7 +211,7 @@ func (s *Store) processGroup(reqs []*request) (err error) {
 	c := s.newChunk()
 	defer func() {
 		if c != nil {
-			c.txn.Discard()
+			c.discard()
 		}
 	}()
 	for _, r := range reqs {
@@ -240,6 +244,24 @@ func (c *chunk) set(k, v []byte) error {
 		return fmt.Errorf("store: write: %w", err)
 	}
 	return nil
+}
+
+// setIdx writes an index entry prefix|ts|tail and remembers it for history computations
+// within the chunk.
+func (c *chunk) setIdx(prefix []byte, ts int64, tail string, val []byte) error {
+	k := append(appendTS(prefix, ts), tail...)
+	if err := c.set(k, val); err != nil {
+		return err
+	}
+	p := string(prefix)
+	c.idx[p] = append(c.idx[p], idxEntry{key: k, ts: ts, val: val})
+	return nil
+}
+
+// discard releases the chunk's transactions.
+func (c *chunk) discard() {
+	c.txn.Discard()
+	c.snap.Discard()
 }
 
 // dedupe looks an event id up: overlay, recent cache, then Badger.
@@ -380,7 +402,7 @@ func (c *chunk) newSession(site, id string, visit int, ev *features.Event, sc *f
 	}
 	var hist features.VisitorHistory
 	if known {
-		if hist, err = computeHistory(c.txn, site, anon, ev.TS); err != nil {
+		if hist, err = computeHistory(historySource{txn: c.snap, overlay: c.idx}, site, anon, ev.TS); err != nil {
 			return nil, err
 		}
 	}
@@ -395,7 +417,7 @@ func (c *chunk) newSession(site, id string, visit int, ev *features.Event, sc *f
 		if err := c.set(sessionByTimeKey(site, ev.TS, id), nil); err != nil {
 			return nil, err
 		}
-		if err := c.set(tsKey(nsVisitorSess, site, anon, ev.TS, id), nil); err != nil {
+		if err := c.setIdx(key(nsVisitorSess, site, anon), ev.TS, id, nil); err != nil {
 			return nil, err
 		}
 		if !known {
@@ -488,15 +510,15 @@ func (c *chunk) add(r *request, sc *features.Schema, i int) error {
 	switch ev.Type {
 	case features.MacroConversion:
 		v := binary.LittleEndian.AppendUint64(nil, math.Float64bits(ev.Value))
-		if err := c.set(tsKey(nsConversion, site, rec.Anon, ev.TS, ev.EventID), v); err != nil {
+		if err := c.setIdx(key(nsConversion, site, rec.Anon), ev.TS, ev.EventID, v); err != nil {
 			return err
 		}
 	case features.Identify:
 		if ev.UserID != "" {
-			if err := c.set(tsKey(nsLinkByAnon, site, rec.Anon, ev.TS, ev.EventID), []byte(ev.UserID)); err != nil {
+			if err := c.setIdx(key(nsLinkByAnon, site, rec.Anon), ev.TS, ev.EventID, []byte(ev.UserID)); err != nil {
 				return err
 			}
-			if err := c.set(tsKey(nsLinkByUser, site, ev.UserID, ev.TS, ev.EventID), []byte(rec.Anon)); err != nil {
+			if err := c.setIdx(key(nsLinkByUser, site, ev.UserID), ev.TS, ev.EventID, []byte(rec.Anon)); err != nil {
 				return err
 			}
 		}
@@ -509,7 +531,7 @@ func (c *chunk) add(r *request, sc *features.Schema, i int) error {
 // commit writes the dirty sessions and counters, commits the transaction and only then
 // publishes the overlay to the caches.
 func (c *chunk) commit() error {
-	defer c.txn.Discard()
+	defer c.discard()
 	vals := make(map[string][]byte, len(c.sessions))
 	var stateBuf []byte
 	for k, ls := range c.sessions {

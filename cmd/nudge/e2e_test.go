@@ -259,10 +259,18 @@ func verify(t *testing.T, url string, acked []sentEvent, attempted int) {
 // TestDurabilitySIGKILL sends batches from several goroutines, kills the server with SIGKILL
 // at a random moment, restarts it on the same directory and checks that every event that got
 // a 2xx is there exactly once. Several rounds accumulate in one directory.
+//
+// With --unsafe-no-sync the same must hold: only a power cut or kernel crash may lose
+// acknowledged events, not a killed process.
 func TestDurabilitySIGKILL(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
 	}
+	t.Run("durable", func(t *testing.T) { testDurability(t) })
+	t.Run("unsafe-no-sync", func(t *testing.T) { testDurability(t, "--unsafe-no-sync") })
+}
+
+func testDurability(t *testing.T, flags ...string) {
 	dir := t.TempDir()
 	var (
 		acked     []sentEvent
@@ -271,7 +279,7 @@ func TestDurabilitySIGKILL(t *testing.T) {
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
 	const rounds, workers, batchLen = 4, 4, 50
 	for round := range rounds {
-		p := startServe(t, dir)
+		p := startServe(t, dir, flags...)
 		if round > 0 {
 			verify(t, p.url, acked, attempted)
 		}
@@ -316,7 +324,7 @@ func TestDurabilitySIGKILL(t *testing.T) {
 		t.Logf("round %d: %d events acknowledged before SIGKILL", round, len(s.acked))
 		acked = append(acked, s.acked...)
 	}
-	p := startServe(t, dir)
+	p := startServe(t, dir, flags...)
 	verify(t, p.url, acked, attempted)
 
 	// A retry of acknowledged batches after the restart is deduplicated.

@@ -330,3 +330,23 @@ func TestLoadMissingFile(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+func TestMarshalRoundTrip(t *testing.T) {
+	d := Demo()
+	out, err := d.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := Parse("demo.yaml", out)
+	if err != nil {
+		t.Fatalf("re-parse:\n%s\n%v", out, err)
+	}
+	// Empty lists come back as empty rather than nil, so compare the encodings.
+	out2, err := c.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(out) != string(out2) || c.Timeout() != d.Timeout() || c.Sites[0].Policy != d.Sites[0].Policy {
+		t.Fatalf("round trip differs:\n%s\n---\n%s", out, out2)
+	}
+}

@@ -39,3 +39,39 @@ func BenchmarkFitGBDTSynth100k(b *testing.B) {
 		}
 	}
 }
+
+func benchScore(b *testing.B, l training.Learner) {
+	ds := loadUCI(b)
+	m, err := l.Fit(context.Background(), ds, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	rows := make([][]float64, 256)
+	for i := range rows {
+		rows[i] = ds.Row(i * 37 % ds.N())
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	var s float64
+	i := 0
+	for b.Loop() {
+		v, err := m.Score(rows[i&255])
+		if err != nil {
+			b.Fatal(err)
+		}
+		s += v
+		i++
+	}
+	_ = s
+}
+
+// BenchmarkScoreLogistic scores one UCI row (17 raw features, 7 categorical one-hot) with a
+// fitted logistic regression.
+func BenchmarkScoreLogistic(b *testing.B) {
+	benchScore(b, training.NewLogistic(training.LogisticOptions{L2: 1}))
+}
+
+// BenchmarkScoreGBDT200 scores one UCI row with 200 fitted trees of depth 6.
+func BenchmarkScoreGBDT200(b *testing.B) {
+	benchScore(b, training.NewGBDT(training.GBDTOptions{Trees: 200, LearningRate: 0.1, MaxDepth: 6, MinLeaf: 1, Seed: 1}))
+}

@@ -298,3 +298,11 @@ func TestCrossValidateSynthetic(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+func TestLogisticHonoursContext(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := training.NewLogistic(training.LogisticOptions{}).Fit(ctx, synth(2000, 8, 1), nil); err == nil {
+		t.Error("cancelled context ignored")
+	}
+}

@@ -127,7 +127,7 @@ func (l *Logistic) Fit(ctx context.Context, train, valid *Dataset) (model.Binary
 	// Expanded columns: a numeric feature is one column, a categorical one a column per code.
 	// The standardised design is never materialised: the objective folds mean and scale into
 	// the coefficients and reads numeric values straight from train.X.
-	o := &logObjective{x: train.X, d: d, n: n, y: train.Y, w: train.W, l2: l.opt.L2, workers: l.opt.Workers}
+	o := &logObjective{ctx: ctx, x: train.X, d: d, n: n, y: train.Y, w: train.W, l2: l.opt.L2, workers: l.opt.Workers}
 	colOf := make([]int, d) // first expanded column of each feature
 	p := 0
 	for j := 0; j < d; j++ {
@@ -222,7 +222,6 @@ func (l *Logistic) Fit(ctx context.Context, train, valid *Dataset) (model.Binary
 		Converger:         &optimize.FunctionConverge{Absolute: 1e-10 * sw, Relative: 1e-10, Iterations: 20},
 		Recorder:          nil,
 	}
-	_ = ctx
 	res, err := optimize.Minimize(problem, make([]float64, q), settings, &optimize.LBFGS{})
 	if err != nil && res == nil {
 		return nil, fmt.Errorf("training: logreg: optimise: %w", err)
@@ -253,7 +252,8 @@ func (l *Logistic) Fit(ctx context.Context, train, valid *Dataset) (model.Binary
 // gradient together (one pass over the rows, split across workers) and caches the gradient for
 // the grad call at the same x.
 type logObjective struct {
-	x       []float64 // raw rows, n x d
+	ctx     context.Context // when done, the objective turns NaN and the optimiser stops
+	x       []float64       // raw rows, n x d
 	d, n, p int
 	numF    []int     // numeric feature indices
 	numC    []int     // their expanded columns
@@ -419,6 +419,9 @@ func (o *logObjective) rows(b0 float64, gn, gc []float64, lo, hi int) (f, sd flo
 }
 
 func (o *logObjective) eval(x []float64) float64 {
+	if o.ctx.Err() != nil {
+		return math.NaN()
+	}
 	o.compute(x)
 	return o.lastF
 }

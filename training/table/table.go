@@ -67,6 +67,33 @@ func (e *Encoding) Names() []string {
 	return out
 }
 
+// Levels returns, per feature, the category names by code (nil for numeric features), in the
+// form model.Info.Levels stores them.
+func (e *Encoding) Levels() [][]string {
+	out := make([][]string, len(e.Columns))
+	for j, c := range e.Columns {
+		out[j] = c.Levels
+	}
+	return out
+}
+
+// EncodingFromLevels rebuilds an Encoding from feature names and per-feature levels (as stored
+// in model.Info), so a saved model's rows can be coded for prediction.
+func EncodingFromLevels(names []string, levels [][]string) (*Encoding, error) {
+	if levels != nil && len(levels) != len(names) {
+		return nil, fmt.Errorf("table: %d level lists for %d features", len(levels), len(names))
+	}
+	e := &Encoding{Columns: make([]Column, len(names))}
+	for j, n := range names {
+		e.Columns[j] = Column{Name: n}
+		if levels != nil && levels[j] != nil {
+			e.Columns[j].Categorical = true
+			e.Columns[j].Levels = levels[j]
+		}
+	}
+	return e, nil
+}
+
 // Value encodes one raw cell of feature j: a number, a boolean (1/0), a category's code, or
 // NaN for an empty cell or a category not seen in training.
 func (e *Encoding) Value(j int, s string) (float64, error) {

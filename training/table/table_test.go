@@ -146,3 +146,23 @@ func TestExportRoundTrip(t *testing.T) {
 		t.Errorf("levels changed")
 	}
 }
+
+func TestEncodingLevelsRoundTrip(t *testing.T) {
+	_, enc, err := table.Read(strings.NewReader(sample), table.Options{Label: "bought", Ignore: []string{"weight", "arm", "ts"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := table.EncodingFromLevels(enc.Names(), enc.Levels())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for j := range enc.Columns {
+		for _, cell := range []string{"Paris", "pro", "31", "", "TRUE"} {
+			a, errA := enc.Value(j, cell)
+			b, errB := back.Value(j, cell)
+			if (errA == nil) != (errB == nil) || (a != b && !(math.IsNaN(a) && math.IsNaN(b))) {
+				t.Errorf("column %d cell %q: %v,%v vs %v,%v", j, cell, a, errA, b, errB)
+			}
+		}
+	}
+}

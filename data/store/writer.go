@@ -42,7 +42,9 @@ type request struct {
 	state atomic.Int32
 	res   AppendResult
 	err   error
-	done  chan struct{}
+	done  chan struct{} // nil for a decision: nobody waits
+
+	decision *DecisionRecord // a LogDecision request (decisions.go) instead of events
 }
 
 // Append stores a batch of events for a site. When it returns nil the events are on disk
@@ -186,7 +188,9 @@ func (s *Store) writeGroup(q []*request) {
 	if s.abort.Load() {
 		for _, r := range active {
 			r.err = ErrClosed
-			close(r.done)
+			if r.done != nil {
+				close(r.done)
+			}
 		}
 		return
 	}
@@ -200,7 +204,9 @@ func (s *Store) writeGroup(q []*request) {
 		if err != nil && r.err == nil {
 			r.err = err
 		}
-		close(r.done)
+		if r.done != nil {
+			close(r.done)
+		}
 	}
 	if err != nil {
 		s.log.Error("store: write group failed", "err", err, "batches", len(active))
@@ -215,6 +221,18 @@ func (s *Store) processGroup(reqs []*request) (err error) {
 		}
 	}()
 	for _, r := range reqs {
+		if r.decision != nil { // LogDecision (decisions.go)
+			if c.events >= maxChunkEvents || c.bytes >= maxChunkBytes {
+				if err := c.commit(); err != nil {
+					return err
+				}
+				c = s.newChunk()
+			}
+			if err := c.addDecision(r.decision); err != nil {
+				return err
+			}
+			continue
+		}
 		sc, serr := s.schema(r.site)
 		if serr != nil {
 			r.err = serr
@@ -508,6 +526,12 @@ func (c *chunk) add(r *request, sc *features.Schema, i int) error {
 	}
 	rec.LoggedEvents++
 	switch ev.Type {
+	case features.Exposure:
+		if id := ev.Props[DecisionIDProp]; id != "" {
+			if err := c.linkExposure(site, id, ev.EventID); err != nil {
+				return err
+			}
+		}
 	case features.MacroConversion:
 		v := binary.LittleEndian.AppendUint64(nil, math.Float64bits(ev.Value))
 		if err := c.setIdx(key(nsConversion, site, rec.Anon), ev.TS, ev.EventID, v); err != nil {

@@ -136,23 +136,23 @@ var segmentSpecs = map[string]*segmentSpec{
 	PersuadablePrice: {
 		name: PersuadablePrice, base: 0.10, effect: [3]float64{0.32, 0.05, 0.02},
 		device:  [3]float64{0.65, 0.15, 0.20},
-		sources: []source{weighted(srcCompare, 0.5), weighted(srcCPC, 0.25), weighted(srcEmail, 0.1), weighted(srcDirect, 0.15)},
-		gapSec:  20, errRate: 0.02, advance: 0.75, secondary: 0.03, secPick: [4]float64{0.5, 0.3, 0.1, 0.1},
+		sources: []source{weighted(srcCompare, 0.6), weighted(srcCPC, 0.25), weighted(srcEmail, 0.05), weighted(srcDirect, 0.1)},
+		gapSec:  18, errRate: 0.02, advance: 0.75, secondary: 0.03, secPick: [4]float64{0.5, 0.3, 0.1, 0.1},
 		clickRate: 0.15, sessions: 1.5, identify: 0.3,
 	},
 	PersuadableConfused: {
 		name: PersuadableConfused, base: 0.07, effect: [3]float64{0.04, 0.28, 0.07},
 		device:  [3]float64{0.15, 0.15, 0.70},
 		sources: []source{weighted(srcOrganic, 0.45), weighted(srcSocial, 0.25), weighted(srcDirect, 0.3)},
-		gapSec:  75, errRate: 0.22, advance: 0.45, secondary: 0.05, secPick: [4]float64{0.2, 0.1, 0.3, 0.4},
+		gapSec:  90, errRate: 0.3, advance: 0.45, secondary: 0.05, secPick: [4]float64{0.2, 0.1, 0.3, 0.4},
 		clickRate: 0.25, sessions: 1.2, identify: 0.2,
 	},
 	SureThing: {
 		name: SureThing, base: 0.72, effect: [3]float64{0.01, 0, 0},
 		device:  [3]float64{0.35, 0.10, 0.55},
 		sources: []source{weighted(srcDirect, 0.5), weighted(srcEmail, 0.4), weighted(srcCPC, 0.1)},
-		gapSec:  12, errRate: 0.02, advance: 0.8, secondary: 0.04, secPick: [4]float64{0.6, 0.2, 0.1, 0.1},
-		clickRate: 0.15, sessions: 2.5, identify: 0.7,
+		gapSec:  10, errRate: 0.02, advance: 0.8, secondary: 0.04, secPick: [4]float64{0.6, 0.2, 0.1, 0.1},
+		clickRate: 0.15, sessions: 3, identify: 0.8,
 	},
 	LostCause: {
 		name: LostCause, base: 0.01, effect: [3]float64{0, 0, 0},
@@ -162,10 +162,10 @@ var segmentSpecs = map[string]*segmentSpec{
 		clickRate: 0.3, sessions: 0.3, identify: 0.05,
 	},
 	SleepingDog: {
-		name: SleepingDog, base: 0.32, effect: [3]float64{-0.03, -0.18, -0.07},
+		name: SleepingDog, base: 0.32, effect: [3]float64{-0.08, -0.18, -0.07},
 		device:  [3]float64{0.15, 0.15, 0.70},
 		sources: []source{weighted(srcOrganic, 0.55), weighted(srcDirect, 0.3), weighted(srcEmail, 0.15)},
-		gapSec:  35, errRate: 0.01, advance: 0.55, secondary: 0.15, secPick: [4]float64{0.05, 0.05, 0.45, 0.45},
+		gapSec:  40, errRate: 0.005, advance: 0.55, secondary: 0.22, secPick: [4]float64{0.05, 0.05, 0.45, 0.45},
 		clickRate: 0.2, sessions: 1.0, identify: 0.3,
 	},
 }

@@ -599,7 +599,7 @@ func (g *gen) session(ctx context.Context, s *session, decider Decider, res *Res
 	uConv := g.r.Float64()
 
 	src := srcDirect
-	if s.n == 0 || g.r.Float64() < 0.5 {
+	if s.n == 0 || g.r.Float64() < 0.7 {
 		x := g.r.Float64()
 		for _, c := range seg.sources {
 			src = c

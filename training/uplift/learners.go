@@ -93,6 +93,11 @@ type XLearner struct {
 	Outcome    training.Learner
 	Effect     Regressor
 	Propensity training.Learner
+	// Eligible, when set, says whether arm k could have been assigned to a row (the site's
+	// eligibility rules as a function of the feature row). Control rows not eligible for arm k
+	// are left out of arm k's stage-2 and propensity fits: they carry no information about
+	// that arm's effect and mu_k would be extrapolated there.
+	Eligible func(x []float64, arm int) bool
 }
 
 // Name is "x-learner(<outcome>)".
@@ -119,8 +124,20 @@ func (l XLearner) Fit(ctx context.Context, d *training.Dataset) (Model, error) {
 	} else {
 		m.GConst = make([]float64, na)
 	}
-	control := d.Subset(rows[0])
 	for k := 1; k <= na; k++ {
+		ctrlRows := rows[0]
+		if l.Eligible != nil {
+			ctrlRows = make([]int, 0, len(rows[0]))
+			for _, i := range rows[0] {
+				if l.Eligible(d.Row(i), k) {
+					ctrlRows = append(ctrlRows, i)
+				}
+			}
+			if len(ctrlRows) == 0 {
+				return nil, fmt.Errorf("uplift: x-learner: %w: no eligible control rows for arm %q", ErrData, d.Arms[k])
+			}
+		}
+		control := d.Subset(ctrlRows)
 		// control rows: D0 = mu_k(x) - y
 		d0 := &training.Dataset{Names: d.Names, Categorical: d.Categorical, X: control.X, W: control.W, Y: make([]float64, control.N())}
 		for i := range d0.Y {
@@ -145,7 +162,7 @@ func (l XLearner) Fit(ctx context.Context, d *training.Dataset) (Model, error) {
 		if m.Tau1[k-1], err = eff.FitRegression(ctx, d1); err != nil {
 			return nil, fmt.Errorf("uplift: x-learner tau1 arm %q: %w", d.Arms[k], err)
 		}
-		pair := append(append(make([]int, 0, len(rows[0])+len(rows[k])), rows[0]...), rows[k]...)
+		pair := append(append(make([]int, 0, len(ctrlRows)+len(rows[k])), ctrlRows...), rows[k]...)
 		if l.Propensity != nil {
 			dg := d.Subset(pair)
 			for i := range dg.Y {

@@ -56,6 +56,8 @@ type EvalOptions struct {
 	CurvePoints int     // curve points besides the origin (0 = 100)
 	// IPS weights rows by W/P when the dataset has P (for data logged by a non-uniform policy).
 	IPS bool
+	// Eligible, when set, restricts arm k's evaluation to rows where arm k was eligible.
+	Eligible func(x []float64, arm int) bool
 }
 
 // Evaluate computes the metrics of scores (predicted uplift of one arm) for rows that were
@@ -307,7 +309,7 @@ func evaluatePredictions(d *training.Dataset, pred []float64, opt EvalOptions) (
 		var score, y, w []float64
 		var treated []bool
 		for i, t := range d.T {
-			if t != 0 && t != k {
+			if t != 0 && t != k || opt.Eligible != nil && !opt.Eligible(d.Row(i), k) {
 				continue
 			}
 			score = append(score, pred[i*na+k-1])

@@ -350,16 +350,16 @@ func (im *importer) csv(br *bufio.Reader, otto bool) error {
 		if err == io.EOF {
 			return nil
 		}
-		line, _ := cr.FieldPos(0)
 		if err != nil {
 			var pe *csv.ParseError
 			if !errors.As(err, &pe) {
 				return fmt.Errorf("importer: read: %w", err)
 			}
 			im.rep.Rows++
-			im.reject(pe.Line, "", pe.Err.Error())
+			im.reject(pe.StartLine, "", pe.Err.Error())
 			continue
 		}
+		line, _ := cr.FieldPos(0) // valid only after a successful Read
 		im.rep.Rows++
 		if err := row(line, rec); err != nil {
 			return err

@@ -252,31 +252,29 @@ func (gr *grower) build(hist []float64, rows []int32) {
 	d := gr.d
 	work := func(f0, f1 int) {
 		bins, gh := gr.bins, gr.gh
-		hist := hist[f0*nbins*3 : f1*nbins*3]
-		if !gr.counts {
-			for _, i := range rows {
-				p := gh[2*int(i) : 2*int(i)+2 : 2*int(i)+2]
-				gi, hi := p[0], p[1]
-				r := bins[int(i)*d+f0 : int(i)*d+f1]
-				for j, b := range r {
-					k := (j*nbins + int(b)) * 3
-					s := hist[k : k+2 : k+2]
-					s[0] += gi
-					s[1] += hi
-				}
-			}
-			return
+		// one fixed-size array per feature: indexing it with a uint8 bin needs no bounds check
+		hs := make([]*[nbins * 3]float64, f1-f0)
+		for j := range hs {
+			hs[j] = (*[nbins * 3]float64)(hist[(f0+j)*nbins*3 : (f0+j+1)*nbins*3])
 		}
 		for _, i := range rows {
 			p := gh[2*int(i) : 2*int(i)+2 : 2*int(i)+2]
 			gi, hi := p[0], p[1]
 			r := bins[int(i)*d+f0 : int(i)*d+f1]
+			hs := hs[:len(r)]
+			if gr.counts {
+				for j, b := range r {
+					h := hs[j]
+					h[int(b)*3] += gi
+					h[int(b)*3+1] += hi
+					h[int(b)*3+2]++
+				}
+				continue
+			}
 			for j, b := range r {
-				k := (j*nbins + int(b)) * 3
-				s := hist[k : k+3 : k+3]
-				s[0] += gi
-				s[1] += hi
-				s[2]++
+				h := hs[j]
+				h[int(b)*3] += gi
+				h[int(b)*3+1] += hi
 			}
 		}
 	}

@@ -34,7 +34,7 @@ type GBDTOptions struct {
 	Workers       int     // goroutines for histograms (0 = min(2, GOMAXPROCS))
 	// Progress, when set, is called after every round with the training and validation log
 	// loss (NaN when there is no validation set).
-	Progress func(round int, trainLoss, validLoss float64)
+	Progress func(round int, trainLoss, validLoss float64) `json:"-"`
 }
 
 // GBDT fits model.Ensemble: quantile-binned features (categoricals as ordinal codes),

@@ -306,3 +306,17 @@ func TestLogisticHonoursContext(t *testing.T) {
 		t.Error("cancelled context ignored")
 	}
 }
+
+func TestLearnerParams(t *testing.T) {
+	l := training.NewCalibrated(training.NewGBDT(training.GBDTOptions{Trees: 7, Progress: func(int, float64, float64) {}}),
+		training.CalibrationOptions{Method: model.Isotonic})
+	b, err := training.LearnerParams(l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"learner":"gbdt+isotonic"`, `"Trees":7`, `"LearningRate":0.1`, `"Method":"isotonic"`} {
+		if !bytes.Contains(b, []byte(want)) {
+			t.Errorf("params %s lack %s", b, want)
+		}
+	}
+}

@@ -172,6 +172,12 @@ func eventsBody(prefix, session string, n int, ts int64) ([]byte, []sentEvent) {
 	return []byte(`{"events":[` + strings.Join(evs, ",") + `]}`), sent
 }
 
+func (s *sender) ackedCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.acked)
+}
+
 // post sends one batch; it reports whether the batch was acknowledged.
 func (s *sender) post(body []byte, sent []sentEvent) (bool, error) {
 	req, err := http.NewRequest(http.MethodPost, s.url+"/v1/events", bytes.NewReader(body))
@@ -308,7 +314,12 @@ func testDurability(t *testing.T, flags ...string) {
 				}
 			}()
 		}
-		time.Sleep(time.Duration(100+rng.IntN(400)) * time.Millisecond)
+		// Kill at a random moment after the first acknowledgement (on a loaded machine the
+		// first batch can take a while).
+		for deadline := time.Now().Add(30 * time.Second); s.ackedCount() == 0 && time.Now().Before(deadline); {
+			time.Sleep(5 * time.Millisecond)
+		}
+		time.Sleep(time.Duration(rng.IntN(400)) * time.Millisecond)
 		if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
@@ -373,7 +384,10 @@ func TestGracefulSIGTERM(t *testing.T) {
 			}
 		}()
 	}
-	time.Sleep(300 * time.Millisecond)
+	for deadline := time.Now().Add(30 * time.Second); s.ackedCount() == 0 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond)
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}

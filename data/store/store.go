@@ -70,6 +70,7 @@ type Store struct {
 	closeMu sync.Mutex
 
 	sessions *shardedCache // encoded session records by session key (writer puts)
+	clients  *shardedCache // current server session by client key (writer puts; live.go reads)
 
 	// Writer-only state.
 	w writerState
@@ -143,6 +144,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		wake:     make(chan struct{}, 1),
 		done:     make(chan struct{}),
 		sessions: newShardedCache(opts.SessionCache),
+		clients:  newShardedCache(opts.SessionCache),
 		w:        newWriterState(opts.SessionCache),
 	}
 	go s.writer()

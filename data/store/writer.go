@@ -586,6 +586,7 @@ func (c *chunk) commit() error {
 	}
 	for k, v := range c.clients {
 		w.clients.put(k, v)
+		c.s.clients.put(k, []byte(v))
 	}
 	for k, v := range c.ids {
 		w.recentIDs.put(k, v)

@@ -234,6 +234,9 @@ func treated(arms []int) int {
 // "treat by highest propensity". The default size (8000 visitors over 4 weeks) reaches about
 // 80% of the oracle; see quality_slow_test.go for the larger run.
 func TestQualityOnSimulatedTraffic(t *testing.T) {
+	if raceEnabled {
+		t.Skip("quality measurement: minutes under the race detector; run without -race: go test -run Quality -v ./training/uplift")
+	}
 	qualityRun(t, *qualityVisitors, *qualityMin)
 }
 

@@ -1,0 +1,5 @@
+//go:build race
+
+package uplift_test
+
+const raceEnabled = true

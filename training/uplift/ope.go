@@ -192,3 +192,25 @@ func Compare(rows []Logged, numArms int, candidate, current Policy, opt OPEOptio
 	}
 	return res, nil
 }
+
+// ChooseThreshold picks, among candidate thresholds, the one whose policy (policyFor(thr))
+// has the highest self-normalised IPS value on rows logged by a randomised policy; it returns
+// the threshold and every candidate's estimate (same order as thresholds).
+func ChooseThreshold(rows []Logged, numArms int, thresholds []float64, policyFor func(thr float64) Policy, opt OPEOptions) (float64, []PolicyValue, error) {
+	if len(thresholds) == 0 {
+		return 0, nil, fmt.Errorf("uplift: choose threshold: no candidates")
+	}
+	best, bestV := thresholds[0], math.Inf(-1)
+	vals := make([]PolicyValue, len(thresholds))
+	for i, thr := range thresholds {
+		v, err := EvaluatePolicy(rows, numArms, policyFor(thr), opt)
+		if err != nil {
+			return 0, nil, fmt.Errorf("uplift: choose threshold %g: %w", thr, err)
+		}
+		vals[i] = *v
+		if v.SNIPS.Value > bestV {
+			best, bestV = thr, v.SNIPS.Value
+		}
+	}
+	return best, vals, nil
+}

@@ -182,7 +182,7 @@ func parseFloat(s string) float64 {
 
 // policyArms assigns each session the eligible arm with the highest predicted expected value
 // (uplift*60 - cost) when positive, treating at most budget sessions (the highest values).
-func policyArms(t *testing.T, m uplift.Model, d *training.Dataset, truth []sim.Truth, budget int) []int {
+func policyArms(t *testing.T, m uplift.Model, d *training.Dataset, truth []sim.Truth, budget int, thr float64) []int {
 	t.Helper()
 	ivs := sim.Interventions()
 	out := make([]float64, len(ivs))
@@ -195,7 +195,7 @@ func policyArms(t *testing.T, m uplift.Model, d *training.Dataset, truth []sim.T
 		if err := m.Predict(d.Row(i), out); err != nil {
 			t.Fatal(err)
 		}
-		best, bestEV := 0, 0.0
+		best, bestEV := 0, thr
 		for k, iv := range ivs {
 			if !truth[i].Eligible[k] {
 				continue
@@ -217,6 +217,23 @@ func policyArms(t *testing.T, m uplift.Model, d *training.Dataset, truth []sim.T
 		arms[c.i] = c.arm
 	}
 	return arms
+}
+
+// loggedRows turns decisions into off-policy rows: reward = 60 if converted, minus the cost.
+func loggedRows(decs []sim.DecisionRecord) []uplift.Logged {
+	ivs := sim.Interventions()
+	rows := make([]uplift.Logged, len(decs))
+	for i, dec := range decs {
+		r := 0.0
+		if dec.Arm > 0 {
+			r = -ivs[dec.Arm-1].Cost
+		}
+		if dec.Converted {
+			r += sim.ConversionValue
+		}
+		rows[i] = uplift.Logged{Arm: dec.Arm, P: dec.Probability, Reward: r}
+	}
+	return rows
 }
 
 func treated(arms []int) int {
@@ -244,7 +261,7 @@ var qualityMin = flag.Float64("quality.min", 0.75, "minimum share of the oracle'
 
 func qualityRun(t *testing.T, visitors int, minShare float64) {
 	ctx := context.Background()
-	train, _ := simData(t, 101, visitors, sim.NewRandomPolicy(1))
+	train, trainRes := simData(t, 101, visitors, sim.NewRandomPolicy(1))
 	test, res := simData(t, 202, visitors, sim.NewRandomPolicy(2))
 	t.Logf("train %d sessions, test %d sessions", train.N(), test.N())
 	truth := res.Truth
@@ -321,11 +338,37 @@ func qualityRun(t *testing.T, visitors int, minShare float64) {
 	}
 	for _, l := range learners {
 		t.Run(l.Name(), func(t *testing.T) {
+			// Choose the policy's expected-value threshold off-policy: fit on the first 75% of
+			// the training run (by time), estimate each threshold's value with SNIPS on the
+			// last 25% (logged by the random policy), then refit on the whole run.
+			cut := train.N() * 3 / 4
+			idx := make([]int, train.N())
+			for i := range idx {
+				idx[i] = i
+			}
+			fitPart, validPart := train.Subset(idx[:cut]), train.Subset(idx[cut:])
+			mv, err := l.Fit(ctx, fitPart)
+			if err != nil {
+				t.Fatal(err)
+			}
+			validTruth := trainRes.Truth[cut:]
+			rows := loggedRows(trainRes.Decisions[cut:])
+			thr, vals, err := uplift.ChooseThreshold(rows, len(ivs)+1, []float64{0, 0.5, 1, 2, 3, 4, 6}, func(thr float64) uplift.Policy {
+				arms := policyArms(t, mv, validPart, validTruth, -1, thr)
+				return uplift.Deterministic(func(i int) int { return arms[i] })
+			}, uplift.OPEOptions{Bootstrap: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, v := range vals {
+				t.Logf("threshold candidate %d: SNIPS %.3f", i, v.SNIPS.Value)
+			}
+			t.Logf("chosen expected-value threshold %.1f", thr)
 			m, err := l.Fit(ctx, train)
 			if err != nil {
 				t.Fatal(err)
 			}
-			arms := policyArms(t, m, test, truth, -1)
+			arms := policyArms(t, m, test, truth, -1, thr)
 			budget := treated(arms)
 			learnt, err := sim.PolicyValue(truth, arms)
 			if err != nil {
@@ -354,17 +397,7 @@ func qualityRun(t *testing.T, visitors int, minShare float64) {
 			}
 
 			// off-policy estimate of the learnt policy from the random log agrees with the truth
-			rows := make([]uplift.Logged, len(truth))
-			for i, dec := range res.Decisions {
-				r := -0.0
-				if dec.Arm > 0 {
-					r = -ivs[dec.Arm-1].Cost
-				}
-				if dec.Converted {
-					r += sim.ConversionValue
-				}
-				rows[i] = uplift.Logged{Arm: dec.Arm, P: dec.Probability, Reward: r}
-			}
+			rows = loggedRows(res.Decisions)
 			cmp, err := uplift.Compare(rows, len(ivs)+1, uplift.Deterministic(func(i int) int { return arms[i] }), nil, uplift.OPEOptions{Bootstrap: 200, Seed: 1})
 			if err != nil {
 				t.Fatal(err)

@@ -26,6 +26,7 @@ var subcommands = []func(*app) *cobra.Command{
 	newServeCmd,
 	newImportCmd,
 	newBenchCmd,
+	newTrainCmd, newModelsCmd, newPredictCmd,
 }
 
 // exitError carries a specific exit code out of a command.

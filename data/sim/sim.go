@@ -74,7 +74,7 @@ func (c Config) withDefaults() (Config, error) {
 		c.Start = time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC)
 	}
 	if c.DecideAfterEvents == 0 {
-		c.DecideAfterEvents = 8
+		c.DecideAfterEvents = 12
 	}
 	if c.Site == "" {
 		c.Site = "demo"

@@ -252,3 +252,22 @@ func TestLearnerErrors(t *testing.T) {
 		t.Error("wrong format accepted")
 	}
 }
+
+func BenchmarkPredict(b *testing.B) {
+	train, _ := synth(4000, 1, nil)
+	for _, l := range []Learner{TLearner{Base: gbdt()}, XLearner{Outcome: gbdt()}, TransformedOutcome{}} {
+		m, err := l.Fit(context.Background(), train)
+		if err != nil {
+			b.Fatal(err)
+		}
+		x, out := train.Row(0), make([]float64, 2)
+		b.Run(l.Name(), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := m.Predict(x, out); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -32,7 +32,8 @@ type DecisionRequest struct {
 	PageViews   int
 	Phase       string   // "", "browse", "cart" or "checkout"
 	Eligible    []string // interventions eligible now (demo shop rules)
-	// Events are this session's events so far (read-only; in-process deciders may use them).
+	// Events are this session's events so far, for in-process deciders: read-only and valid
+	// only during the Decide call (the buffer is reused for the next session).
 	Events []features.Event
 
 	truth *Truth // for OraclePolicy only

@@ -51,6 +51,17 @@
 // them once, or, time-ordered, fits on the earliest rows by TS and evaluates on the latest
 // TestFraction.
 //
+// # Learners
+//
+// TLearner fits one outcome model per arm with any training.Learner. XLearner adds the
+// imputed-effect regressions and propensity weighting (see its doc). TransformedOutcome
+// regresses Z = Y*(1{T=k}/P - 1{T=0}/P) with the logged probabilities. Regressions are either
+// Ridge (weighted ridge regression via gonum/mat) or ViaClassifier, a documented reduction of
+// a bounded regression to any binary learner (each row split into a positive and a negative
+// row weighted q and 1-q). XLearner.Eligible and EvalOptions.Eligible take the site's
+// eligibility rules as a function of the feature row, so an arm is learnt and evaluated only
+// where it could have been shown.
+//
 // # Off-policy evaluation
 //
 // From logged rows (arm a_i, its logged probability P_i, reward r_i) and a target policy pi
@@ -60,7 +71,8 @@
 //	SNIPS = sum w_i r_i / sum w_i
 //
 // The logging (current) policy has w_i = 1: its value is the mean reward. Compare gives both
-// policies and their difference with a paired percentile bootstrap over rows.
+// policies and their difference with a paired percentile bootstrap over rows. ChooseThreshold
+// picks a policy's expected-value threshold by SNIPS on rows logged by a randomised policy.
 //
 // # Artifacts
 //

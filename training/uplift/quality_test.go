@@ -73,75 +73,26 @@ func simData(t *testing.T, seed uint64, visitors int, decider sim.Decider) (*tra
 	if err != nil {
 		t.Fatal(err)
 	}
+	return buildDataset(res, bySession), res
+}
+
+// buildDataset makes one row per decision of res from the run's events.
+func buildDataset(res *sim.Result, bySession map[string][]features.Event) *training.Dataset {
 	arms := []string{"none"}
 	for _, iv := range sim.Interventions() {
 		arms = append(arms, iv.Name)
 	}
 	d := &training.Dataset{Names: featNames, Categorical: featCat, Arms: arms}
 	hist := map[string]*history{}
-	devices := map[string]float64{"mobile": 0, "tablet": 1, "desktop": 2}
 	for i, dec := range res.Decisions {
 		evs := bySession[dec.SessionID]
-		x := make([]float64, len(featNames))
 		h := hist[dec.AnonymousID]
 		if h == nil {
-			h = &history{first: sourceCode(evs[0].Props)}
+			h = &history{}
 			hist[dec.AnonymousID] = h
 		}
-		x[0] = devices[evs[0].Props["device"]]
-		x[1] = sourceCode(evs[0].Props)
-		x[2] = h.first
-		x[16], x[17] = float64(h.sessions), float64(h.purchases)
-		x[19] = 0
-		if evs[0].Props["page_group"] == "product" {
-			x[19] = 1
-		}
-		var engaged float64
-		n, last := 0, evs[0].TS
-		for _, e := range evs {
-			if e.TS >= dec.TS {
-				break
-			}
-			n++
-			last = e.TS
-			if e.UserID != "" {
-				x[18] = 1
-			}
-			switch e.Type {
-			case features.PageView:
-				x[3]++
-				engaged += parseFloat(e.Props["engaged_ms"])
-			case features.Error:
-				x[4]++
-				if e.Props["error_kind"] == "form" {
-					x[5]++
-				}
-			case features.Click:
-				x[6]++
-			case features.MicroConversion:
-				for j, name := range featNames[7:14] {
-					if e.Name == name {
-						x[7+j] = 1
-					}
-				}
-			}
-		}
-		x[20+int(x[0])] = 1
-		x[23+int(x[1])] = 1
-		x[30+int(x[2])] = 1
-		if n > 1 {
-			x[14] = float64(last-evs[0].TS) / float64(n-1) / 1000
-		}
-		if x[3] > 0 {
-			x[15] = engaged / x[3]
-		}
-		// history after this session (for the visitor's later sessions)
-		h.sessions++
-		for _, e := range evs {
-			if e.Type == features.MacroConversion {
-				h.purchases++
-			}
-		}
+		x := sessionFeatures(evs, dec.TS, h)
+		h.add(evs)
 		y := 0.0
 		if dec.Converted {
 			y = 1
@@ -152,7 +103,7 @@ func simData(t *testing.T, seed uint64, visitors int, decider sim.Decider) (*tra
 		d.P = append(d.P, dec.Probability)
 		d.TS = append(d.TS, res.Truth[i].TS)
 	}
-	return d, res
+	return d
 }
 
 // eligibleRow applies the demo shop's eligibility rules to a feature row: discount10 in the
@@ -165,6 +116,77 @@ func eligibleRow(x []float64, arm int) bool {
 		return x[3] >= 3
 	}
 	return true
+}
+
+var devices = map[string]float64{"mobile": 0, "tablet": 1, "desktop": 2}
+
+// sessionFeatures computes the hand features of a session from its events before decTS and
+// the visitor's history of earlier sessions.
+func sessionFeatures(evs []features.Event, decTS int64, h *history) []float64 {
+	x := make([]float64, len(featNames))
+	x[0] = devices[evs[0].Props["device"]]
+	x[1] = sourceCode(evs[0].Props)
+	x[2] = x[1]
+	if h.sessions > 0 {
+		x[2] = h.first
+	}
+	x[16], x[17] = float64(h.sessions), float64(h.purchases)
+	if evs[0].Props["page_group"] == "product" {
+		x[19] = 1
+	}
+	var engaged float64
+	n, last := 0, evs[0].TS
+	for _, e := range evs {
+		if e.TS >= decTS {
+			break
+		}
+		n++
+		last = e.TS
+		if e.UserID != "" {
+			x[18] = 1
+		}
+		switch e.Type {
+		case features.PageView:
+			x[3]++
+			engaged += parseFloat(e.Props["engaged_ms"])
+		case features.Error:
+			x[4]++
+			if e.Props["error_kind"] == "form" {
+				x[5]++
+			}
+		case features.Click:
+			x[6]++
+		case features.MicroConversion:
+			for j, name := range featNames[7:14] {
+				if e.Name == name {
+					x[7+j] = 1
+				}
+			}
+		}
+	}
+	x[20+int(x[0])] = 1
+	x[23+int(x[1])] = 1
+	x[30+int(x[2])] = 1
+	if n > 1 {
+		x[14] = float64(last-evs[0].TS) / float64(n-1) / 1000
+	}
+	if x[3] > 0 {
+		x[15] = engaged / x[3]
+	}
+	return x
+}
+
+// add folds a finished session into the visitor's history.
+func (h *history) add(evs []features.Event) {
+	if h.sessions == 0 {
+		h.first = sourceCode(evs[0].Props)
+	}
+	h.sessions++
+	for _, e := range evs {
+		if e.Type == features.MacroConversion {
+			h.purchases++
+		}
+	}
 }
 
 func parseFloat(s string) float64 {
@@ -232,6 +254,53 @@ func loggedRows(decs []sim.DecisionRecord) []uplift.Logged {
 		rows[i] = uplift.Logged{Arm: dec.Arm, P: dec.Probability, Reward: r}
 	}
 	return rows
+}
+
+// learntDecider is the learnt policy as a sim.Decider: features from the request's events and
+// the visitor's earlier sessions (seen through the sink), the eligible arm with the highest
+// predicted expected value above the threshold.
+type learntDecider struct {
+	m         uplift.Model
+	thr       float64
+	bySession map[string][]features.Event
+	sessions  map[string][]string // anonymous id -> session ids in order
+	out       []float64
+}
+
+func newLearntDecider(m uplift.Model, thr float64) *learntDecider {
+	return &learntDecider{m: m, thr: thr, bySession: map[string][]features.Event{}, sessions: map[string][]string{},
+		out: make([]float64, len(m.Arms())-1)}
+}
+
+func (l *learntDecider) sink(_ context.Context, evs []features.Event) error {
+	for _, e := range evs {
+		if _, ok := l.bySession[e.SessionID]; !ok {
+			l.sessions[e.AnonymousID] = append(l.sessions[e.AnonymousID], e.SessionID)
+		}
+		l.bySession[e.SessionID] = append(l.bySession[e.SessionID], e)
+	}
+	return nil
+}
+
+func (l *learntDecider) Decide(_ context.Context, req sim.DecisionRequest) (sim.Decision, error) {
+	h := &history{}
+	for _, sid := range l.sessions[req.AnonymousID] {
+		if sid != req.SessionID {
+			h.add(l.bySession[sid])
+		}
+	}
+	x := sessionFeatures(req.Events, req.TS, h)
+	if err := l.m.Predict(x, l.out); err != nil {
+		return sim.Decision{}, err
+	}
+	best, bestEV := "", l.thr
+	for _, name := range req.Eligible {
+		k := sim.ArmIndex(name)
+		if ev := l.out[k-1]*sim.ConversionValue - sim.Interventions()[k-1].Cost; ev > bestEV {
+			best, bestEV = name, ev
+		}
+	}
+	return sim.Decision{Intervention: best, Probability: 1}, nil
 }
 
 func treated(arms []int) int {
@@ -383,6 +452,37 @@ func qualityRun(t *testing.T, visitors int, minShare float64) {
 			if !(learnt > everyoneValue+0.2*math.Abs(oracle)) || !(learnt > propValue+0.2*math.Abs(oracle)) {
 				t.Errorf("learnt %.0f not clearly above treat-everyone %.0f and top-propensity %.0f", learnt, everyoneValue, propValue)
 			}
+
+			// the same policy deciding live inside the simulator makes the same choices
+			s, err := sim.New(sim.Config{Seed: 202, Visitors: visitors, Days: 28})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ld := newLearntDecider(m, thr)
+			online, err := s.Run(ctx, ld.sink, ld)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The visitors' histories (prior purchases) depend on the policy, so the offline
+			// replay uses the online run's own events.
+			replay := policyArms(t, m, buildDataset(online, ld.bySession), online.Truth, -1, thr)
+			mismatch, conv := 0, 0
+			for i, dec := range online.Decisions {
+				if dec.Arm != replay[i] {
+					mismatch++
+				}
+				if dec.Converted {
+					conv++
+				}
+			}
+			if mismatch > 0 {
+				t.Errorf("online decisions differ from the offline policy in %d of %d sessions", mismatch, len(arms))
+			}
+			onlineValue, err := sim.PolicyValue(online.Truth, replay)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("online run: %d decisions, %d purchases, true value %.0f", len(online.Decisions), conv, onlineValue)
 
 			// uplift metrics per arm on the fresh run (randomised, so unweighted)
 			evs, err := uplift.EvaluateModel(m, test, uplift.EvalOptions{Bootstrap: 100, Seed: 1, Eligible: eligibleRow})

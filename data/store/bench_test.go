@@ -17,8 +17,9 @@ import (
 )
 
 var (
-	flagFeatureSessions = flag.Int("store.sessions", defaultFeatureSessions, "sessions stored for BenchmarkFeatures")
-	flagReplaySessions  = flag.Int("store.replay-sessions", defaultReplaySessions, "sessions (x10 events) stored for BenchmarkReplay")
+	flagFeatureSessions   = flag.Int("store.sessions", defaultFeatureSessions, "sessions stored for BenchmarkFeatures")
+	flagAppendParallelism = flag.Int("store.parallelism", 32, "BenchmarkAppend callers per GOMAXPROCS")
+	flagReplaySessions    = flag.Int("store.replay-sessions", defaultReplaySessions, "sessions (x10 events) stored for BenchmarkReplay")
 )
 
 var fixtureRoot string
@@ -122,7 +123,7 @@ func BenchmarkAppend(b *testing.B) {
 	}
 	s := openStore(b, b.TempDir(), nil)
 	var next atomic.Int64
-	b.SetParallelism(8)
+	b.SetParallelism(*flagAppendParallelism)
 	b.ResetTimer()
 	start := time.Now()
 	b.RunParallel(func(pb *testing.PB) {

@@ -64,9 +64,10 @@ type Store struct {
 	closed  bool
 	wake    chan struct{}
 	abort   atomic.Bool
-	done    chan struct{} // writer exited
-	life    sync.RWMutex  // readers hold R; Close holds W while closing badger
-	dbShut  bool          // guarded by life
+	done    chan struct{}   // writer and syncer exited
+	synced  chan []*request // committed groups waiting for the fsync
+	life    sync.RWMutex    // readers hold R; Close holds W while closing badger
+	dbShut  bool            // guarded by life
 	closeMu sync.Mutex
 
 	sessions *shardedCache // encoded session records by session key (writer puts)
@@ -143,11 +144,13 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		log:      opts.Logger,
 		wake:     make(chan struct{}, 1),
 		done:     make(chan struct{}),
+		synced:   make(chan []*request, 64),
 		sessions: newShardedCache(opts.SessionCache),
 		clients:  newShardedCache(opts.SessionCache),
 		w:        newWriterState(opts.SessionCache),
 	}
 	go s.writer()
+	go s.syncer()
 	return s, nil
 }
 

@@ -95,9 +95,11 @@ func (s *Store) signal() {
 	}
 }
 
-// writer is the single goroutine that writes. It drains the whole queue into one group.
+// writer is the single goroutine that writes. It drains the whole queue into one group,
+// commits it and hands it to the syncer, then goes on with the next group while the fsync
+// runs (pipelined group commit).
 func (s *Store) writer() {
-	defer close(s.done)
+	defer close(s.synced)
 	for {
 		s.mu.Lock()
 		q := s.queue
@@ -195,21 +197,56 @@ func (s *Store) writeGroup(q []*request) {
 		return
 	}
 	err := s.processGroup(active)
-	if err == nil && !s.opts.NoSync {
+	if err != nil {
+		s.log.Error("store: write group failed", "err", err, "batches", len(active))
+		ack(active, err)
+		return
+	}
+	if s.opts.NoSync {
+		ack(active, nil)
+		return
+	}
+	s.synced <- active
+}
+
+// syncer acknowledges committed groups after one DB.Sync covering all of them: a Sync that
+// starts after a group's commit makes that group durable.
+func (s *Store) syncer() {
+	defer close(s.done)
+	for g := range s.synced {
+		groups := [][]*request{g}
+	drain:
+		for {
+			select {
+			case g, ok := <-s.synced:
+				if !ok {
+					break drain
+				}
+				groups = append(groups, g)
+			default:
+				break drain
+			}
+		}
+		var err error
 		if serr := s.db.Sync(); serr != nil {
 			err = fmt.Errorf("store: sync: %w", serr)
+			s.log.Error("store: sync failed", "err", serr)
+		}
+		for _, g := range groups {
+			ack(g, err)
 		}
 	}
-	for _, r := range active {
+}
+
+// ack completes requests; err (if any) fails those that have no error of their own.
+func ack(reqs []*request, err error) {
+	for _, r := range reqs {
 		if err != nil && r.err == nil {
 			r.err = err
 		}
 		if r.done != nil {
 			close(r.done)
 		}
-	}
-	if err != nil {
-		s.log.Error("store: write group failed", "err", err, "batches", len(active))
 	}
 }
 

@@ -12,10 +12,17 @@
 // features.State through the site's Schema, and writes the events, the dedupe index, the
 // session record (metadata and state), the indexes and the site counters in one Badger
 // transaction per chunk of at most maxChunkEvents events, then calls DB.Sync once for the
-// whole group and acknowledges every batch of it. Badger runs with SyncWrites off; the
+// whole group and acknowledges every batch of it. The fsync is pipelined: a syncer
+// goroutine runs one DB.Sync for every group committed since its last one and acknowledges
+// them, while the writer already processes the next group. Badger runs with SyncWrites off; the
 // explicit Sync is what makes an acknowledged batch durable (unless Options.NoSync, which
 // acknowledges before the fsync and can lose acknowledged events on a power cut or kernel
-// crash). There are no transaction conflicts: only the writer writes.
+// crash). There are no transaction conflicts: only the writer writes. A failed commit acks
+// the error to every batch of its group and publishes nothing to the in-memory caches; a
+// failed Sync acks the error although the group is already visible to readers (a retry is
+// deduplicated against it). A group of more than maxChunkEvents events spans several
+// transactions, each atomic; if a later one fails, the earlier ones stay (and are cached),
+// and every batch of the group is still told it failed, so retries are deduplicated.
 //
 // # Rules
 //
@@ -58,8 +65,9 @@
 //	0x09 u  links by user    site|user_id|ts|event_id          -> anonymous id
 //	0x0A V  visitors seen    site|anonymous_id                 -> first session start
 //	0x0B t  site counters    site|name                         -> int64
-//	0x10-0x1F  reserved: models (0x10 artifacts, 0x11 promotion history), decisions (0x12
-//	           decision log, 0x13 decisions by session), exposures/budgets (0x14-0x1F)
+//	0x10 models: artifacts; 0x11 promotion history (models.go)
+//	0x12 decision log; 0x13 decision by id; 0x14 exposure links (decisions.go)
+//	0x15-0x1F  reserved for later per-site data (budgets, caps, erasure log)
 //	0xF0-0xFF  reserved: store metadata (0xFF format version)
 //
 // Values are hand-written binary with a leading version byte.

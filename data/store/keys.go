@@ -19,11 +19,10 @@ const (
 	nsVisitor       byte = 0x0A
 	nsCounter       byte = 0x0B
 
-	// Reserved for later namespaces; nothing in this package writes them.
+	// Models and decisions (models.go, decisions.go; 0x13 and 0x14 are declared there).
 	nsModelArtifact    byte = 0x10
 	nsModelPromotion   byte = 0x11
 	nsDecisionLog      byte = 0x12
-	nsDecisionBySess   byte = 0x13
 	nsReservedLastData byte = 0x1F
 	nsMeta             byte = 0xFF
 )

@@ -247,6 +247,85 @@ func (gr *grower) getHist() []float64 {
 
 func (gr *grower) putHist(h []float64) { gr.pool = append(gr.pool, h) }
 
+// partition reorders rows stably so those whose bin of feature f is <= b come first, and
+// returns their count and gradient and hessian sums. Large nodes are split across workers:
+// each partitions its chunk into scratch space (lefts forward, rights backward), then the
+// chunks are copied into place.
+func (gr *grower) partition(rows []int32, f int, b uint8) (int, float64, float64) {
+	m := len(rows)
+	if cap(gr.tmp) < m {
+		gr.tmp = make([]int32, 0, m)
+	}
+	tmp := gr.tmp[:m]
+	w := gr.workers
+	if w <= 1 || m < 1<<15 {
+		w = 1
+	}
+	type part struct {
+		lo, hi, nl int
+		gl, hl     float64
+	}
+	parts := make([]part, w)
+	var wg sync.WaitGroup
+	for k := 0; k < w; k++ {
+		lo, hi := k*m/w, (k+1)*m/w
+		run := func() {
+			bins, gh, d := gr.bins, gr.gh, gr.d
+			nl, nr := lo, hi
+			var gl, hl float64
+			for _, i := range rows[lo:hi] {
+				if bins[int(i)*d+f] <= b {
+					tmp[nl] = i
+					nl++
+					gl += gh[2*i]
+					hl += gh[2*i+1]
+				} else {
+					nr--
+					tmp[nr] = i
+				}
+			}
+			parts[k] = part{lo, hi, nl - lo, gl, hl}
+		}
+		if w == 1 {
+			run()
+			continue
+		}
+		wg.Add(1)
+		go func() { defer wg.Done(); run() }()
+	}
+	wg.Wait()
+	l := 0
+	var gl, hl float64
+	for _, p := range parts {
+		l += p.nl
+		gl += p.gl
+		hl += p.hl
+	}
+	leftAt, rightAt := 0, l
+	for _, p := range parts {
+		la, ra := leftAt, rightAt
+		leftAt += p.nl
+		rightAt += p.hi - p.lo - p.nl
+		run := func() {
+			copy(rows[la:], tmp[p.lo:p.lo+p.nl])
+			// rights were written backwards from hi
+			r := rows[ra : ra+p.hi-p.lo-p.nl]
+			src := tmp[p.lo+p.nl : p.hi]
+			for j := range r {
+				r[j] = src[len(src)-1-j]
+			}
+		}
+		if w == 1 {
+			run()
+			continue
+		}
+		wg.Add(1)
+		go func() { defer wg.Done(); run() }()
+	}
+	wg.Wait()
+	return l, gl, hl
+}
+
 // build fills hist with sums of g, h and counts over rows, parallel across features.
 func (gr *grower) build(hist []float64, rows []int32) {
 	d := gr.d
@@ -363,21 +442,7 @@ func (gr *grower) grow(m int, cuts [][]float64) []treeNode {
 		c := heap.Pop(&hp).(*candidate)
 		nd := gr.nodes[c.node]
 		// partition rows: bin <= c.bin go left, stable
-		rows := gr.idx[nd.lo:nd.hi]
-		l, tmp := 0, gr.tmp[:0]
-		var gl, hl float64
-		for _, i := range rows {
-			if int(gr.bins[int(i)*gr.d+c.feature]) <= c.bin {
-				rows[l] = i
-				l++
-				gl += gr.gh[2*i]
-				hl += gr.gh[2*i+1]
-			} else {
-				tmp = append(tmp, i)
-			}
-		}
-		copy(rows[l:], tmp)
-		gr.tmp = tmp
+		l, gl, hl := gr.partition(gr.idx[nd.lo:nd.hi], c.feature, uint8(c.bin))
 		li, ri := int32(len(gr.nodes)), int32(len(gr.nodes)+1)
 		gr.nodes = append(gr.nodes,
 			treeNode{feature: -1, lo: nd.lo, hi: nd.lo + l, g: gl, h: hl, depth: nd.depth + 1},
@@ -499,9 +564,11 @@ func (b *GBDT) Fit(ctx context.Context, train, valid *Dataset) (model.Binary, er
 				}
 			}
 		} else {
-			for i := range gr.idx {
-				gr.idx[i] = int32(i)
-			}
+			parallelRange(n, opt.Workers, func(lo, hi int) {
+				for i := lo; i < hi; i++ {
+					gr.idx[i] = int32(i)
+				}
+			})
 			m = n
 		}
 		nodes := gr.grow(m, bn.cuts)
@@ -521,13 +588,17 @@ func (b *GBDT) Fit(ctx context.Context, train, valid *Dataset) (model.Binary, er
 				}
 			})
 		} else {
-			for _, nd := range nodes {
-				if nd.feature < 0 {
-					for _, i := range gr.idx[nd.lo:nd.hi] {
+			// leaves own disjoint ranges of idx: split the positions across workers
+			parallelRange(m, opt.Workers, func(lo, hi int) {
+				for _, nd := range nodes {
+					if nd.feature >= 0 || nd.hi <= lo || nd.lo >= hi {
+						continue
+					}
+					for _, i := range gr.idx[max(nd.lo, lo):min(nd.hi, hi)] {
 						F[i] += nd.value
 					}
 				}
-			}
+			})
 		}
 		// append the flattened tree
 		off := int32(len(ens.Feature))

@@ -92,6 +92,13 @@ type Options struct {
 	RequestTimeout time.Duration
 	// RetryAfter is the Retry-After sent with a 503 (default 1s).
 	RetryAfter time.Duration
+
+	// Decisions enables the decide path (POST /v1/decide, /v1/score; decide.go); Live holds
+	// the promoted models (nil: NewLive(Config, nil), no models); Models enables the admin
+	// model API (models.go).
+	Decisions DecisionStore
+	Live      *Live
+	Models    ModelRegistry
 }
 
 // DefaultBodyLimit is the default largest request body: 1 MiB.
@@ -119,6 +126,10 @@ type Server struct {
 
 	schemaMu sync.Mutex
 	schemas  map[string]*features.Schema
+
+	decisions DecisionStore
+	live      *Live
+	models    ModelRegistry
 }
 
 // New builds a Server. It does not listen: call Open.
@@ -136,6 +147,15 @@ func New(opts Options) (*Server, error) {
 		retryAfter: opts.RetryAfter,
 		origins:    map[string]bool{},
 		schemas:    map[string]*features.Schema{},
+		decisions:  opts.Decisions,
+		live:       opts.Live,
+		models:     opts.Models,
+	}
+	if s.live == nil && s.decisions != nil {
+		var err error
+		if s.live, err = NewLive(s.cfg, nil); err != nil {
+			return nil, err
+		}
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -204,6 +224,8 @@ func New(opts Options) (*Server, error) {
 	e.GET("/v1/sessions/:id", s.getSession)
 	e.GET("/v1/sessions/:id/features", s.getFeatures)
 	e.GET("/v1/stats", s.getStats)
+	s.routesDecide(e)
+	s.routesModels(e)
 	s.echo = e
 	s.http = &http.Server{
 		Handler:           e,

@@ -99,10 +99,14 @@ func runServe(ctx context.Context, a *app, f serveFlags) (err error) {
 	}()
 	lim := wire.DefaultLimits()
 	lim.MaxEvents = f.maxEvents
-	srv, err := serve.New(serve.Options{
+	opts := serve.Options{
 		Config: cfg, Events: storeAdapter{st}, Decode: wireDecoder(lim), Logger: log,
 		BodyLimit: f.bodyLimit, RequestTimeout: f.requestTimeout,
-	})
+	}
+	if _, err := withDecide(ctx, &opts, st, cfg, log); err != nil {
+		return err
+	}
+	srv, err := serve.New(opts)
 	if err != nil {
 		return err
 	}

@@ -42,8 +42,10 @@ type Options struct {
 	SessionTimeout time.Duration // inactivity that ends a session; default 30m
 	// Schema returns the feature schema of a site. It is called on every Append group and
 	// every Features/Replay call, so it must be cheap (a map lookup).
-	Schema     func(site string) (*features.Schema, error)
-	Logger     *slog.Logger
+	Schema func(site string) (*features.Schema, error)
+	Logger *slog.Logger
+	// Now is the clock (default time.Now). Sessionisation and history follow event time, not
+	// this clock; it is kept for time-dependent store logic (e.g. retention) and tests.
 	Now        func() time.Time
 	QueueLimit int // max events waiting in the write queue before ErrOverloaded; default 100,000
 	// SessionCache bounds the in-memory cache of session records (default 50,000).

@@ -26,6 +26,7 @@ var subcommands = []func(*app) *cobra.Command{
 	newServeCmd,
 	newImportCmd,
 	newBenchCmd,
+	newDemoCmd,
 	newTrainCmd, newModelsCmd, newPredictCmd,
 }
 

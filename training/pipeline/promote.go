@@ -50,8 +50,8 @@ type promoteConfig struct {
 // estimate is skipped.
 func WithSite(site *config.Site) PromoteOption { return func(c *promoteConfig) { c.site = site } }
 
-// WithRecent sets how far back (before now) the logged decisions of the off-policy estimate
-// go (default 14 days) and the label window (default 24h).
+// WithRecent sets how far back the logged decisions of the off-policy estimate go, counted
+// from the latest logged decision (default 14 days), and the label window (default 24h).
 func WithRecent(recent, window time.Duration) PromoteOption {
 	return func(c *promoteConfig) { c.recent, c.window = recent, window }
 }
@@ -147,7 +147,12 @@ func promotionOPE(ctx context.Context, st *store.Store, rec, cur *store.ModelRec
 			}
 		}
 	}
-	from := now.Add(-cfg.recent - cfg.window).UnixMilli()
+	// The most recent decisions: those of the last cfg.recent before the latest logged one.
+	var last int64
+	if err := st.Decisions(ctx, cfg.site.ID, 0, 0, func(d *store.DecisionRecord) error { last = max(last, d.TS); return nil }); err != nil {
+		return fmt.Errorf("pipeline: promote: %w", err)
+	}
+	from := last - cfg.recent.Milliseconds()
 	ex, err := buildExamples(ctx, st, cfg.site, live, scanRange{from: from, window: cfg.window.Milliseconds(), uplift: true}, nil)
 	if err != nil {
 		return err

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -22,12 +23,12 @@ import (
 var (
 	qualityVisitors = flag.Int("quality.visitors", 5000, "visitors per simulated run in TestQualityLearntPolicy")
 	qualityDays     = flag.Int("quality.days", 28, "days per simulated run in TestQualityLearntPolicy")
-	qualityLearner  = flag.String("quality.learner", "t", "uplift learner of TestQualityLearntPolicy (t, x, to, auto)")
+	qualityLearner  = flag.String("quality.learner", "x", "uplift learner of TestQualityLearntPolicy (t, x, to, auto)")
 	qualityBudget   = flag.Float64("quality.budget", 0.3, "budget: share of decided sessions treated at most")
 	qualityTrees    = flag.Int("quality.trees", 0, "uplift base trees (0 = default)")
-	qualityDepth    = flag.Int("quality.depth", 4, "uplift base depth")
-	qualityLeaf     = flag.Int("quality.leaf", 30, "uplift base min leaf")
-	qualityLR       = flag.Float64("quality.lr", 0.08, "uplift base learning rate")
+	qualityDepth    = flag.Int("quality.depth", 3, "uplift base depth")
+	qualityLeaf     = flag.Int("quality.leaf", 200, "uplift base min leaf")
+	qualityLR       = flag.Float64("quality.lr", 0.05, "uplift base learning rate")
 	qualityWindow   = flag.Duration("quality.window", DefaultWindow, "label window of TestQualityLearntPolicy")
 )
 
@@ -276,6 +277,7 @@ func TestQualityLearntPolicy(t *testing.T) {
 		learntValue, 100*learntValue/oracleValue, oracleValue, everyoneValue, propValue, unbudgeted, oracleFull,
 		time.Since(start).Seconds())
 	t.Log(fig)
+	t.Log(segmentTable(truth, map[string][]int{"learnt": learntArms, "oracle": oracleArms}))
 
 	if !(learntValue > everyoneValue+0.2*math.Abs(oracleValue)) || !(learntValue > propValue+0.2*math.Abs(oracleValue)) {
 		t.Errorf("learnt %.0f not clearly above treat-everyone %.0f and top-propensity %.0f (margin: 20%% of the oracle)",
@@ -290,7 +292,45 @@ func qualityBase() *training.GBDTOptions {
 	if *qualityTrees == 0 {
 		return nil
 	}
-	return &training.GBDTOptions{Trees: *qualityTrees, MaxDepth: *qualityDepth, MinLeaf: *qualityLeaf, LearningRate: *qualityLR}
+	return &training.GBDTOptions{Trees: *qualityTrees, MaxDepth: *qualityDepth, MinLeaf: *qualityLeaf, LearningRate: *qualityLR, Subsample: 0.7}
+}
+
+// segmentTable breaks policies' treated sessions and true value down by latent segment.
+func segmentTable(truth []sim.Truth, policies map[string][]int) string {
+	var b strings.Builder
+	names := make([]string, 0, len(policies))
+	for n := range policies {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	fmt.Fprintf(&b, "%-22s %8s", "segment", "sessions")
+	for _, n := range names {
+		fmt.Fprintf(&b, " %10s %10s", n+" n", n+" value")
+	}
+	b.WriteString("\n")
+	for _, seg := range sim.Segments() {
+		total := 0
+		treated := make([]int, len(names))
+		val := make([]float64, len(names))
+		for i := range truth {
+			if truth[i].Segment != seg {
+				continue
+			}
+			total++
+			for j, n := range names {
+				if a := policies[n][i]; a > 0 {
+					treated[j]++
+					val[j] += truth[i].Gain(a)
+				}
+			}
+		}
+		fmt.Fprintf(&b, "%-22s %8d", seg, total)
+		for j := range names {
+			fmt.Fprintf(&b, " %10d %10.0f", treated[j], val[j])
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
 }
 
 // qualityBar is the share of the oracle's value the test asserts.

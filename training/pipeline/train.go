@@ -70,8 +70,9 @@ type Options struct {
 	// registered artifact is the refit, the metrics stay the holdout's.
 	Refit     bool
 	Bootstrap int // bootstrap replicates for the uplift intervals and OPE (default 200)
-	// UpliftBase overrides the uplift learners' base trees (zero value: 150 trees, learning
-	// rate 0.08, depth 4, 30 rows per leaf).
+	// UpliftBase overrides the uplift learners' base trees (nil: 200 trees, learning rate 0.05,
+	// depth 3, 200 rows per leaf, 70% row subsample: strongly regularised, since an uplift is
+	// a small difference of two noisy estimates).
 	UpliftBase *training.GBDTOptions
 	Seed       uint64
 	Note       string
@@ -207,7 +208,7 @@ func gbdtOptions(seed uint64) training.GBDTOptions {
 
 // upliftBaseOptions are the uplift learners' base trees.
 func upliftBaseOptions(seed uint64) training.GBDTOptions {
-	return training.GBDTOptions{Trees: 150, LearningRate: 0.08, MaxDepth: 4, MinLeaf: 30, Seed: seed}
+	return training.GBDTOptions{Trees: 200, LearningRate: 0.05, MaxDepth: 3, MinLeaf: 200, Subsample: 0.7, Seed: seed}
 }
 
 func gbdtParams(o training.GBDTOptions) map[string]string {
@@ -374,7 +375,7 @@ func joinInts(v []int) string {
 func fmtTS(ms int64) string { return time.UnixMilli(ms).UTC().Format("2006-01-02 15:04") }
 
 // upliftLearner returns the named uplift learner on gradient-boosted trees.
-func upliftLearner(name string, seed uint64, override *training.GBDTOptions) (uplift.Learner, string, map[string]string) {
+func upliftLearner(name string, seed uint64, override *training.GBDTOptions, eligible func([]float64, int) bool) (uplift.Learner, string, map[string]string) {
 	g := upliftBaseOptions(seed)
 	if override != nil {
 		g = *override
@@ -384,7 +385,7 @@ func upliftLearner(name string, seed uint64, override *training.GBDTOptions) (up
 	p := gbdtParams(g)
 	switch name {
 	case "x":
-		return uplift.XLearner{Outcome: base}, "x-learner/gbdt", p
+		return uplift.XLearner{Outcome: base, Eligible: eligible}, "x-learner/gbdt", p
 	case "to":
 		p["min_p"] = "0.01"
 		return uplift.TransformedOutcome{Regressor: uplift.ViaClassifier{Learner: base}, Baseline: base}, "transformed-outcome/gbdt", p
@@ -497,11 +498,12 @@ func trainUplift(ctx context.Context, st *store.Store, opts *Options, ex *exampl
 	if opts.UpliftLearner == "auto" {
 		names = []string{"t", "x", "to"}
 	}
+	elig := eligibleFunc(opts.Site, opts.Schema)
 	var evals []UpliftEval
 	var models []uplift.Model
 	best := -1
 	for _, name := range names {
-		l, lname, _ := upliftLearner(name, opts.Seed, opts.UpliftBase)
+		l, lname, _ := upliftLearner(name, opts.Seed, opts.UpliftBase, elig)
 		opts.Progress("fit "+lname, 0, 0)
 		start := time.Now()
 		m, err := l.Fit(ctx, train)
@@ -510,7 +512,7 @@ func trainUplift(ctx context.Context, st *store.Store, opts *Options, ex *exampl
 		}
 		dur := time.Since(start)
 		opts.Progress("evaluate "+lname, 0, 1)
-		ae, err := uplift.EvaluateModel(m, test, uplift.EvalOptions{Bootstrap: opts.Bootstrap, Seed: opts.Seed, IPS: true, CurvePoints: 20})
+		ae, err := uplift.EvaluateModel(m, test, uplift.EvalOptions{Bootstrap: opts.Bootstrap, Seed: opts.Seed, IPS: true, CurvePoints: 20, Eligible: elig})
 		if err != nil {
 			return nil, nil, fmt.Errorf("pipeline: evaluate %s: %w", lname, err)
 		}
@@ -536,7 +538,7 @@ func trainUplift(ctx context.Context, st *store.Store, opts *Options, ex *exampl
 	fmt.Fprintf(rep, "chosen: %s (best holdout SNIPS value of its greedy policy)\n", chosen.Learner)
 
 	m := models[best]
-	l, lname, params := upliftLearner(names[best], opts.Seed, opts.UpliftBase)
+	l, lname, params := upliftLearner(names[best], opts.Seed, opts.UpliftBase, elig)
 	if opts.Refit {
 		opts.Progress("refit "+lname, 0, 0)
 		if m, err = l.Fit(ctx, ds); err != nil {

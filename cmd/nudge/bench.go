@@ -94,6 +94,7 @@ same keys and values, one sync at the end) in the same run and print the ratio.`
 	fs.StringVar(&o.dir, "dir", "", "parent directory of the temporary data directories")
 	fs.StringVar(&cpuprofile, "cpuprofile", "", "write a CPU profile of the run to this file")
 	bench.AddCommand(ingest)
+	bench.AddCommand(newBenchDecideCmd(a))
 	return bench
 }
 

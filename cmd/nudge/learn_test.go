@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -140,7 +141,53 @@ func TestLearnCommands(t *testing.T) {
 			t.Fatalf("propensity %q", r[6])
 		}
 	}
+
+	// The same through a running server's admin API (the server holds the Badger lock).
+	srv := startServe(t, dir)
+	key := config.Demo().Sites[0].AdminKey
+	remote := func(args ...string) (int, string, string) {
+		return runCmd(t, append(args, "--server", srv.url, "--admin-key", key)...)
+	}
+	if code, _, errOut = runCmd(t, "models", "list", "--data", dir); code == 0 {
+		t.Errorf("models list on a data directory in use by the server succeeded")
+	} else if !strings.Contains(errOut, "--server") {
+		t.Errorf("the lock error does not point to --server: %s", errOut)
+	}
+	code, out, errOut = remote("models", "list")
+	if code != 0 || !strings.Contains(out, "uplift") || strings.Count(out, "*") != 2 {
+		t.Fatalf("remote list: exit %d\n%s%s", code, out, errOut)
+	}
+	code, out, errOut = remote("models", "promote", "3")
+	if code != 0 || !strings.Contains(out, "version 3") {
+		t.Fatalf("remote promote 3: exit %d\n%s%s", code, out, errOut)
+	}
+	code, out, errOut = remote("models", "show", "3")
+	if code != 0 || !promotedRE.MatchString(out) {
+		t.Errorf("remote show 3: exit %d\n%s%s", code, out, errOut)
+	}
+	if code, out, errOut = remote("models", "rollback", "--kind", "uplift"); code != 0 {
+		t.Errorf("remote rollback: exit %d\n%s%s", code, out, errOut)
+	}
+	code, out, _ = remote("models", "show", "2")
+	if code != 0 || !promotedRE.MatchString(out) {
+		t.Errorf("after remote rollback, show 2:\n%s", out)
+	}
+	exp2 := filepath.Join(t.TempDir(), "remote.json")
+	if code, _, errOut = remote("models", "export", "1", "-o", exp2); code != 0 {
+		t.Fatalf("remote export: %d %s", code, errOut)
+	}
+	if code, out, errOut = remote("models", "import", exp2); code != 0 || !strings.Contains(out, "propensity model version 4") {
+		t.Errorf("remote import: exit %d\n%s%s", code, out, errOut)
+	}
+	if code, _, errOut = remote("models", "show", "99"); code != 1 || !strings.Contains(errOut, "404") {
+		t.Errorf("remote show 99: exit %d %s", code, errOut)
+	}
+	if code, _, errOut = runCmd(t, "models", "list", "--server", srv.url, "--admin-key", "wrong-key-0123456789"); code != 1 || !strings.Contains(errOut, "401") {
+		t.Errorf("wrong admin key: exit %d %s", code, errOut)
+	}
 }
+
+var promotedRE = regexp.MustCompile(`(?m)^promoted\s+true$`)
 
 func readCSV(t *testing.T, path string) [][]string {
 	t.Helper()

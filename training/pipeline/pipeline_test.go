@@ -184,12 +184,7 @@ func TestTrainPromoteRollback(t *testing.T) {
 	ctx := context.Background()
 	site, sc := demoSite(t)
 	st := openMem(t, sc)
-	old := *qualityVisitors
-	*qualityVisitors = 600
-	oldDays := *qualityDays
-	*qualityDays = 14
-	simulate(t, st, site.ID, 5, sim.NewRandomPolicy(5))
-	*qualityVisitors, *qualityDays = old, oldDays
+	simulateSized(t, st, site.ID, 5, 600, 14, sim.NewRandomPolicy(5))
 
 	now := time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC)
 	var stages []string

@@ -21,8 +21,9 @@ import (
 )
 
 var (
-	qualityVisitors = flag.Int("quality.visitors", 5000, "visitors per simulated run in TestQualityLearntPolicy")
+	qualityVisitors = flag.Int("quality.visitors", 0, "visitors per simulated run in TestQualityLearntPolicy (0 = 4000, 1000 under -race)")
 	qualityDays     = flag.Int("quality.days", 28, "days per simulated run in TestQualityLearntPolicy")
+	qualityMin      = flag.Float64("quality.min", 0, "share of the oracle's value TestQualityLearntPolicy asserts (0 = the sizing's default)")
 	qualityLearner  = flag.String("quality.learner", "x", "uplift learner of TestQualityLearntPolicy (t, x, to, auto)")
 	qualityBudget   = flag.Float64("quality.budget", 0.3, "budget: share of decided sessions treated at most")
 	qualityTrees    = flag.Int("quality.trees", 0, "uplift base trees (0 = default)")
@@ -66,10 +67,10 @@ func openMem(t testing.TB, sc *features.Schema) *store.Store {
 
 // simulate runs the simulator into st (events through store.Append) with decider, and logs
 // every decision with store.LogDecision. It waits until the decisions are readable.
-func simulate(t testing.TB, st *store.Store, site string, seed uint64, decider sim.Decider) *sim.Result {
+func simulateSized(t testing.TB, st *store.Store, site string, seed uint64, visitors, days int, decider sim.Decider) *sim.Result {
 	t.Helper()
 	ctx := context.Background()
-	s, err := sim.New(sim.Config{Seed: seed, Visitors: *qualityVisitors, Days: *qualityDays, Site: site})
+	s, err := sim.New(sim.Config{Seed: seed, Visitors: visitors, Days: days, Site: site})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,29 +126,50 @@ type scored struct {
 	globalArm  int // best eligible arm by the training data's average effect
 }
 
-// TestQualityLearntPolicy is issue 5's quality bar: a few weeks of traffic under a random
-// policy go through the real store (events and decision log); Train fits the uplift model
-// from it; a fresh simulation (another seed) decides with the learnt model on the live
-// feature vectors from the store, and its true value (sim Truth) is compared at the same
-// budget with the oracle, "treat everyone" (the best single intervention by average effect
-// for every eligible session) and "treat by highest propensity" (that intervention for the
-// sessions with the highest predicted conversion propensity).
+// TestQualityLearntPolicy is issue 5's quality bar at a size that runs in well under a minute
+// (4,000 visitors over 4 weeks per run; 1,000 over 2 weeks under -race, where it only checks
+// that the learnt policy clearly beats both baselines). The 90% bar needs more data: see
+// TestQualityLearntPolicySlow (quality_slow_test.go, build tag slow).
 //
 //	go test -run TestQualityLearntPolicy -v ./training/pipeline
 func TestQualityLearntPolicy(t *testing.T) {
+	visitors, days, minShare := 4000, *qualityDays, 0.6
+	if raceEnabled {
+		visitors, days, minShare = 1000, 14, 0
+	}
+	if *qualityVisitors > 0 {
+		visitors = *qualityVisitors
+	}
+	if *qualityMin > 0 {
+		minShare = *qualityMin
+	}
+	qualityRun(t, visitors, days, minShare)
+}
+
+// qualityRun: a few weeks of traffic under the random policy go through the real store
+// (events and decision log); Train fits the uplift model from it; a fresh simulation (another
+// seed) decides with the learnt model on the live feature vectors from the store, and its true
+// value (sim Truth) is compared at the same budget with the oracle, "treat everyone" (the best
+// single intervention by average effect for every eligible session) and "treat by highest
+// propensity" (that intervention for the sessions with the highest predicted conversion
+// propensity). It asserts that the learnt policy is clearly above both baselines (by 20% of
+// the oracle's value) and reaches minShare of the oracle.
+func qualityRun(t *testing.T, visitors, days int, minShare float64) {
 	ctx := context.Background()
 	site, sc := demoSite(t)
 	start := time.Now()
 
 	// 1. Logged traffic under the random policy.
 	st := openMem(t, sc)
-	trainRes := simulate(t, st, site.ID, 101, sim.NewRandomPolicy(1))
+	trainRes := simulateSized(t, st, site.ID, 101, visitors, days, sim.NewRandomPolicy(1))
 	t.Logf("training run: %d visitors, %d sessions, %d events, %d decisions (%.1fs)",
 		trainRes.Visitors, trainRes.Sessions, trainRes.Events, len(trainRes.Decisions), time.Since(start).Seconds())
 
 	// 2. Train (registered, then promoted).
 	t0 := time.Now()
-	res, err := Train(ctx, st, Options{Site: site, Schema: sc, UpliftLearner: *qualityLearner, Learner: "gbdt",
+	// Propensity rows at the logged decisions only (AfterEvents empty): the propensity model is
+	// only the "highest propensity" baseline here.
+	res, err := Train(ctx, st, Options{Site: site, Schema: sc, UpliftLearner: *qualityLearner, Learner: "gbdt", AfterEvents: []int{},
 		Window: *qualityWindow, Refit: true, UpliftBase: qualityBase(), Bootstrap: 50, Seed: 7})
 	if err != nil {
 		t.Fatal(err)
@@ -227,7 +249,7 @@ func TestQualityLearntPolicy(t *testing.T) {
 		}
 		return d, nil
 	})
-	s2, err := sim.New(sim.Config{Seed: 202, Visitors: *qualityVisitors, Days: *qualityDays, Site: site.ID})
+	s2, err := sim.New(sim.Config{Seed: 202, Visitors: visitors, Days: days, Site: site.ID})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -283,8 +305,8 @@ func TestQualityLearntPolicy(t *testing.T) {
 		t.Errorf("learnt %.0f not clearly above treat-everyone %.0f and top-propensity %.0f (margin: 20%% of the oracle)",
 			learntValue, everyoneValue, propValue)
 	}
-	if learntValue < qualityBar*oracleValue {
-		t.Errorf("learnt policy %.0f is below %.0f%% of the oracle %.0f at the same budget", learntValue, 100*qualityBar, oracleValue)
+	if learntValue < minShare*oracleValue {
+		t.Errorf("learnt policy %.0f is below %.0f%% of the oracle %.0f at the same budget", learntValue, 100*minShare, oracleValue)
 	}
 }
 
@@ -332,9 +354,6 @@ func segmentTable(truth []sim.Truth, policies map[string][]int) string {
 	}
 	return b.String()
 }
-
-// qualityBar is the share of the oracle's value the test asserts.
-const qualityBar = 0.9
 
 func eligibleName(list []string, name string) bool {
 	for _, s := range list {

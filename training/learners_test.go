@@ -79,7 +79,7 @@ func TestLogisticWeightsEqualDuplicates(t *testing.T) {
 }
 
 func TestLearnersOnSynthetic(t *testing.T) {
-	train, test := synth(20000, 12, 1), synth(5000, 12, 2)
+	train, test := synth(10000, 12, 1), synth(4000, 12, 2)
 	lr := mustEval(t, mustFit(t, training.NewLogistic(training.LogisticOptions{}), train, nil), test)
 	gb := mustEval(t, mustFit(t, training.NewGBDT(training.GBDTOptions{Trees: 300, MaxDepth: 4, EarlyStop: 20, Seed: 3}), train, nil), test)
 	t.Logf("logreg auc %.4f logloss %.4f; gbdt auc %.4f logloss %.4f", lr.AUC, lr.LogLoss, gb.AUC, gb.LogLoss)

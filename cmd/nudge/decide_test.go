@@ -554,7 +554,8 @@ func TestPromotionSwapUnderLoad(t *testing.T) {
 		time.Sleep(30 * time.Millisecond)
 		epoch.Add(1)
 		code, b := e.call(t, "POST", "/v1/models/rollback?kind=propensity", e.site.AdminKey, "")
-		if code != 200 || !bytes.Contains(b, []byte(fmt.Sprintf(`"live":{"propensity":%d`, prop))) {
+		if code != 200 || !bytes.Contains(b, []byte(fmt.Sprintf(`"live":{"propensity":%d`, prop))) ||
+			!bytes.Contains(b, []byte(fmt.Sprintf(`"previous":%d`, prop2))) {
 			t.Errorf("rollback: %d %s", code, b)
 		}
 		current.Store(int64(prop))

@@ -179,6 +179,10 @@ func (r *registryAdapter) Promote(ctx context.Context, siteID string, version in
 }
 
 func (r *registryAdapter) Rollback(ctx context.Context, site, kind string) (*serve.PromoteResult, error) {
+	before, err := r.Promoted(ctx, site)
+	if err != nil {
+		return nil, err
+	}
 	rec, err := pipeline.Rollback(ctx, r.s, site, kind, r.now())
 	if err != nil {
 		return nil, storeErr(err)
@@ -187,8 +191,8 @@ func (r *registryAdapter) Rollback(ctx context.Context, site, kind string) (*ser
 	if err != nil {
 		return nil, err
 	}
-	return &serve.PromoteResult{Model: modelInfo(rec, prom),
-		Report: fmt.Sprintf("rolled %s back to version %d", kind, rec.Version)}, nil
+	return &serve.PromoteResult{Model: modelInfo(rec, prom), Previous: before[kind],
+		Report: fmt.Sprintf("rolled %s back from version %d to version %d", kind, before[kind], rec.Version)}, nil
 }
 
 func (r *registryAdapter) Export(ctx context.Context, site string, version int, w io.Writer) error {

@@ -350,7 +350,7 @@ func appendDecideJSON(b []byte, r *DecideResult, decide bool) []byte {
 	b = append(b, `,"uplift":{`...)
 	first := true
 	for i, u := range r.Uplift {
-		if math.IsNaN(u) {
+		if !finite(u) {
 			continue
 		}
 		if !first {
@@ -366,7 +366,7 @@ func appendDecideJSON(b []byte, r *DecideResult, decide bool) []byte {
 		b = append(b, `,"expected_value":{`...)
 		first = true
 		for i, ev := range r.EV {
-			if math.IsNaN(ev) {
+			if !finite(ev) {
 				continue
 			}
 			if !first {
@@ -405,6 +405,8 @@ func appendDecideJSON(b []byte, r *DecideResult, decide bool) []byte {
 	}
 	return append(b, '}')
 }
+
+func finite(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }
 
 func appendVersion(b []byte, v int) []byte {
 	if v <= 0 {
@@ -496,7 +498,7 @@ func (s *Server) getDecision(c echo.Context) error {
 		Fingerprint: rec.Fingerprint, Reason: rec.Reason, Exposed: exposed,
 	}
 	for i, u := range rec.Uplift {
-		if i < len(rec.Interventions) && !math.IsNaN(u) {
+		if i < len(rec.Interventions) && finite(u) {
 			out.Uplift[rec.Interventions[i]] = u
 		}
 	}

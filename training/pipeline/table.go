@@ -183,7 +183,7 @@ func tableUplift(ctx context.Context, ds *training.Dataset, o TableOptions, res 
 	tw := tabwriter.NewWriter(rep, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "learner\tarm\tqini\t95% CI\tauuc\t(random)\tuplift@10\t@20\t@30\t")
 	for i, name := range names {
-		l, lname, _ := upliftLearner(name, o.Seed, nil, nil)
+		l, lname, _ := upliftLearner(name, o.Seed, ds.N(), nil, nil)
 		o.Progress("cross-validate "+lname, 0, o.Folds)
 		cv, err := uplift.CrossValidate(ctx, l, ds, uplift.CVOptions{Folds: o.Folds, Seed: o.Seed,
 			Eval: uplift.EvalOptions{Bootstrap: o.Bootstrap, Seed: o.Seed, IPS: ds.P != nil, CurvePoints: 20}})
@@ -203,7 +203,7 @@ func tableUplift(ctx context.Context, ds *training.Dataset, o TableOptions, res 
 		}
 	}
 	tw.Flush()
-	l, lname, params := upliftLearner(names[best], o.Seed, nil, nil)
+	l, lname, params := upliftLearner(names[best], o.Seed, ds.N(), nil, nil)
 	o.Progress("fit "+lname+" on all rows", 0, 0)
 	m, err := l.Fit(ctx, ds)
 	if err != nil {

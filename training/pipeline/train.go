@@ -71,8 +71,8 @@ type Options struct {
 	Refit     bool
 	Bootstrap int // bootstrap replicates for the uplift intervals and OPE (default 200)
 	// UpliftBase overrides the uplift learners' base trees (nil: 200 trees, learning rate 0.05,
-	// depth 3, 200 rows per leaf, 70% row subsample: strongly regularised, since an uplift is
-	// a small difference of two noisy estimates).
+	// depth 3, 70% row subsample, leaves of at least rows/40 rows clamped to [20, 200]:
+	// strongly regularised, since an uplift is a small difference of two noisy estimates).
 	UpliftBase *training.GBDTOptions
 	Seed       uint64
 	Note       string
@@ -375,8 +375,11 @@ func joinInts(v []int) string {
 func fmtTS(ms int64) string { return time.UnixMilli(ms).UTC().Format("2006-01-02 15:04") }
 
 // upliftLearner returns the named uplift learner on gradient-boosted trees.
-func upliftLearner(name string, seed uint64, override *training.GBDTOptions, eligible func([]float64, int) bool) (uplift.Learner, string, map[string]string) {
+func upliftLearner(name string, seed uint64, rows int, override *training.GBDTOptions, eligible func([]float64, int) bool) (uplift.Learner, string, map[string]string) {
 	g := upliftBaseOptions(seed)
+	// Leaves of at least rows/40 rows, between 20 and 200: coarse enough on large logs that
+	// the difference of two fits is not noise, fine enough that a small log still splits.
+	g.MinLeaf = min(200, max(20, rows/40))
 	if override != nil {
 		g = *override
 		g.Seed = seed
@@ -503,7 +506,7 @@ func trainUplift(ctx context.Context, st *store.Store, opts *Options, ex *exampl
 	var models []uplift.Model
 	best := -1
 	for _, name := range names {
-		l, lname, _ := upliftLearner(name, opts.Seed, opts.UpliftBase, elig)
+		l, lname, _ := upliftLearner(name, opts.Seed, train.N(), opts.UpliftBase, elig)
 		opts.Progress("fit "+lname, 0, 0)
 		start := time.Now()
 		m, err := l.Fit(ctx, train)
@@ -538,7 +541,7 @@ func trainUplift(ctx context.Context, st *store.Store, opts *Options, ex *exampl
 	fmt.Fprintf(rep, "chosen: %s (best holdout SNIPS value of its greedy policy)\n", chosen.Learner)
 
 	m := models[best]
-	l, lname, params := upliftLearner(names[best], opts.Seed, opts.UpliftBase, elig)
+	l, lname, params := upliftLearner(names[best], opts.Seed, ds.N(), opts.UpliftBase, elig)
 	if opts.Refit {
 		opts.Progress("refit "+lname, 0, 0)
 		if m, err = l.Fit(ctx, ds); err != nil {

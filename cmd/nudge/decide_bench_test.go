@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 
+	"github.com/nudgehq/nudge/data/config"
+
 	"github.com/nudgehq/nudge/serve"
 )
 
@@ -37,6 +39,13 @@ func BenchmarkDecide(b *testing.B) {
 					b.Fatal(err)
 				}
 				f.env = env
+			}
+			// The demo policy without its daily budget, which the benchmark would exhaust (after
+			// which nothing is eligible and decisions get cheaper); caps per session still apply.
+			pol := f.cfg.Sites[0].Policy
+			pol.Budget = config.Budget{}
+			if err := env.live.SetPolicy("demo", pol); err != nil {
+				b.Fatal(err)
 			}
 			want := f.versions
 			if bc.logistic {

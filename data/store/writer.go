@@ -166,9 +166,9 @@ func (s *Store) newChunk() *chunk {
 		txn:      s.db.NewTransaction(true),
 		snap:     s.db.NewTransaction(false),
 		idx:      make(map[string][]idxEntry),
-		sessions: make(map[string]*liveSession),
-		clients:  make(map[string]string),
-		ids:      make(map[string]string),
+		sessions: make(map[string]*liveSession, 128),
+		clients:  make(map[string]string, 128),
+		ids:      make(map[string]string, maxChunkEvents),
 		visitors: make(map[string]struct{}),
 		counters: make(map[string]*siteCounters),
 	}

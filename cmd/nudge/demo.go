@@ -298,7 +298,7 @@ Write key:      %[3]s   (browser-safe: ingest, decide)
 Admin key:      %[4]s   (secret: models, stats, training)
 
 Decide for a live session:
-  curl -s -X POST %[1]s/v1/decide -H 'Authorization: Bearer %[3]s' \
+  curl -s -X POST %[1]s/v1/decide -H 'Authorization: Bearer %[3]s' -H 'Content-Type: application/json' \
     -d '{"session_id": %[5]q, "page": "/cart"}'
 Models and promotion history:
   curl -s %[1]s/v1/models -H 'Authorization: Bearer %[4]s'

@@ -14,13 +14,16 @@ import (
 // The model registry: versioned model records (namespace 0x10) and each site's promotion
 // history per model kind (namespace 0x11).
 //
-//	0x10 site|version(u64 BE)|0x00   -> record metadata (codec v1, no artifact)
-//	0x10 site|version(u64 BE)|0x01   -> artifact bytes
-//	0x11 site|kind|seq(u64 BE)       -> promotion (codec v1): version, ts, rollback flag
+//	0x10 site|version(u64 BE)|0x00             -> record metadata (codec v1, no artifact)
+//	0x10 site|version(u64 BE)|0x01|chunk(u32)  -> artifact bytes, in chunks of 512 KiB
+//	0x11 site|kind|seq(u64 BE)                 -> promotion (codec v1): version, ts, rollback flag
 //
-// Registry writes are rare: each is one Badger transaction written directly (not through the
-// event writer, whose keys it never touches) followed by DB.Sync, so it is durable when the
-// call returns. A package mutex serialises them, which makes version and history sequence
+// Registry writes are rare: they are Badger transactions written directly (not through the
+// event writer, whose keys they never touch) followed by DB.Sync, so they are durable when the
+// call returns. An artifact is chunked (Badger refuses values above 1 MiB in memory mode and
+// caps a transaction's size); PutModel writes the chunks first, a few MiB per transaction,
+// and the metadata last, so a record is visible only once complete (a crash in between
+// leaves invisible chunks whose version number is not reused). A package mutex serialises them, which makes version and history sequence
 // numbers unique within the process (the Badger directory lock keeps other processes out).
 
 // ModelRecord is one registered model version.
@@ -55,6 +58,9 @@ const (
 
 	modelPartMeta     byte = 0
 	modelPartArtifact byte = 1
+
+	artifactChunk   = 512 << 10
+	chunksPerUpdate = 4
 )
 
 // registryMu serialises registry writes (version and promotion sequences).
@@ -79,27 +85,61 @@ func (s *Store) PutModel(ctx context.Context, rec *ModelRecord) error {
 	}
 	registryMu.Lock()
 	defer registryMu.Unlock()
-	return s.registryUpdate(func(txn *badger.Txn) error {
+	var version int
+	err := s.registryView(func(txn *badger.Txn) error {
 		last, err := lastModelVersion(txn, rec.Site)
+		version = last + 1
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("store: put model: %w", err)
+	}
+	created := rec.CreatedAt
+	if created == 0 {
+		created = s.opts.Now().UnixMilli()
+	}
+	r := *rec
+	r.Version, r.CreatedAt = version, created
+	art := r.Artifact
+	for chunk := 0; chunk == 0 || chunk*artifactChunk < len(art); {
+		err := s.registryUpdate(func(txn *badger.Txn) error {
+			for n := 0; n < chunksPerUpdate && (chunk == 0 || chunk*artifactChunk < len(art)); n++ {
+				lo := chunk * artifactChunk
+				hi := min(lo+artifactChunk, len(art))
+				if err := txn.Set(artifactKey(r.Site, version, chunk), slices.Clone(art[lo:hi])); err != nil {
+					return err
+				}
+				chunk++
+			}
+			return nil
+		})
 		if err != nil {
-			return err
-		}
-		version := last + 1
-		created := rec.CreatedAt
-		if created == 0 {
-			created = s.opts.Now().UnixMilli()
-		}
-		r := *rec
-		r.Version, r.CreatedAt = version, created
-		if err := txn.Set(modelKey(r.Site, version, modelPartMeta), appendModelRecord(nil, &r)); err != nil {
-			return fmt.Errorf("store: put model: %w", err)
-		}
-		if err := txn.Set(modelKey(r.Site, version, modelPartArtifact), slices.Clone(r.Artifact)); err != nil {
 			return fmt.Errorf("store: put model artifact: %w", err)
 		}
-		rec.Version, rec.CreatedAt = version, created
-		return nil
+	}
+	err = s.registryUpdate(func(txn *badger.Txn) error {
+		return txn.Set(modelKey(r.Site, version, modelPartMeta), appendModelRecord(nil, &r))
 	})
+	if err != nil {
+		return fmt.Errorf("store: put model: %w", err)
+	}
+	rec.Version, rec.CreatedAt = version, created
+	return nil
+}
+
+func artifactKey(site string, version, chunk int) []byte {
+	return binary.BigEndian.AppendUint32(modelKey(site, version, modelPartArtifact), uint32(chunk))
+}
+
+// registryView runs fn in a read-only transaction unless the store is closed.
+func (s *Store) registryView(fn func(txn *badger.Txn) error) error {
+	s.mu.Lock()
+	closed := s.closed
+	s.mu.Unlock()
+	if closed {
+		return ErrClosed
+	}
+	return s.view(fn)
 }
 
 // registryUpdate runs fn in a read-write transaction and syncs, unless the store is closed.
@@ -133,7 +173,7 @@ func lastModelVersion(txn *badger.Txn, site string) (int, error) {
 		return 0, nil
 	}
 	k := it.Item().Key()
-	if len(k) != len(prefix)+9 {
+	if len(k) < len(prefix)+9 {
 		return 0, fmt.Errorf("%w: model key", ErrCorrupt)
 	}
 	return int(binary.BigEndian.Uint64(k[len(prefix):])), nil
@@ -152,11 +192,11 @@ func (s *Store) Models(ctx context.Context, site string) ([]ModelRecord, error) 
 		for it.Seek(prefixEnd(prefix)); it.ValidForPrefix(prefix); it.Next() {
 			item := it.Item()
 			k := item.Key()
-			if len(k) != len(prefix)+9 {
+			if len(k) < len(prefix)+9 {
 				return fmt.Errorf("%w: model key", ErrCorrupt)
 			}
-			if k[len(k)-1] != modelPartMeta {
-				continue
+			if len(k) != len(prefix)+9 || k[len(k)-1] != modelPartMeta {
+				continue // artifact chunk
 			}
 			var rec ModelRecord
 			if err := item.Value(func(v []byte) error { return decodeModelRecord(v, &rec) }); err != nil {
@@ -202,15 +242,28 @@ func readModel(txn *badger.Txn, site string, version int, rec *ModelRecord) erro
 		return err
 	}
 	rec.Site = site
-	item, err = txn.Get(modelKey(site, version, modelPartArtifact))
-	if err == badger.ErrKeyNotFound {
+	prefix := modelKey(site, version, modelPartArtifact)
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: false})
+	defer it.Close()
+	rec.Artifact = nil
+	n := 0
+	for it.Seek(prefix); it.ValidForPrefix(prefix); it.Next() {
+		k := it.Item().Key()
+		if len(k) != len(prefix)+4 || int(binary.BigEndian.Uint32(k[len(prefix):])) != n {
+			return fmt.Errorf("%w: model artifact chunk", ErrCorrupt)
+		}
+		n++
+		if err := it.Item().Value(func(v []byte) error { rec.Artifact = append(rec.Artifact, v...); return nil }); err != nil {
+			return err
+		}
+	}
+	if n == 0 {
 		return fmt.Errorf("%w: model artifact missing", ErrCorrupt)
 	}
-	if err != nil {
-		return err
+	if rec.Artifact == nil {
+		rec.Artifact = []byte{}
 	}
-	rec.Artifact, err = item.ValueCopy(nil)
-	return err
+	return nil
 }
 
 // Promote makes version the site's promoted model of kind, appending to the promotion

@@ -171,7 +171,7 @@ func TestModelRegistryDurable(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	s := openStore(t, dir, nil)
-	art := bytes.Repeat([]byte("0123456789"), 100_000) // 1 MB artifact
+	art := bytes.Repeat([]byte("0123456789"), 300_000) // 3 MB artifact: several chunks and updates
 	for range 2 {
 		if err := s.PutModel(ctx, testRecord("shop", "uplift", string(art))); err != nil {
 			t.Fatal(err)
@@ -211,5 +211,27 @@ func TestModelRecordCorrupt(t *testing.T) {
 		if err := decodeModelRecord(b[:n], &r); !errors.Is(err, ErrCorrupt) {
 			t.Errorf("truncated to %d: %v", n, err)
 		}
+	}
+}
+
+func TestModelLargeArtifactInMemory(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t, "", nil)
+	for _, size := range []int{0, 1, artifactChunk, artifactChunk + 1, 5*artifactChunk + 7} {
+		art := make([]byte, size)
+		for i := range art {
+			art[i] = byte(i * 7)
+		}
+		rec := testRecord("shop", "uplift", string(art))
+		if err := s.PutModel(ctx, rec); err != nil {
+			t.Fatalf("size %d: %v", size, err)
+		}
+		got, err := s.Model(ctx, "shop", rec.Version)
+		if err != nil || !bytes.Equal(got.Artifact, art) {
+			t.Fatalf("size %d: got %d bytes, %v", size, len(got.Artifact), err)
+		}
+	}
+	if list, err := s.Models(ctx, "shop"); err != nil || len(list) != 5 {
+		t.Fatalf("Models: %d %v", len(list), err)
 	}
 }

@@ -70,7 +70,7 @@ down cleanly (tests, CI).`,
 	fs.Uint64Var(&f.seed, "seed", 1, "simulation and policy seed")
 	fs.BoolVar(&f.exitAfterSetup, "exit-after-setup", false, "stop after training and promotion, printing a summary")
 	fs.StringVar(&f.learner, "learner", "auto", "propensity learner: logistic, gbdt or auto")
-	fs.StringVar(&f.upliftL, "uplift-learner", "t", "uplift learner: t, x, to or auto")
+	fs.StringVar(&f.upliftL, "uplift-learner", "x", "uplift learner: t, x, to or auto")
 	fs.Float64Var(&f.exploration, "exploration", 0.85, "exploration share while simulating")
 	fs.Float64Var(&f.holdout, "holdout", 0.1, "holdout share while simulating")
 	fs.StringVar(&f.logLevel, "log-level", "warn", "server log level: debug, info, warn or error")
@@ -87,6 +87,10 @@ type demoSummary struct {
 	LiveProp, LiveUplift int
 	SessionID            string
 	Setup                time.Duration
+	// The live policy on fresh simulated traffic: its true incremental value (conversion value
+	// minus cost) and the oracle's at the same number of treated sessions.
+	EvalSessions, EvalTreated      int
+	EvalValue, OracleValue, Random float64
 }
 
 func runDemo(ctx context.Context, a *app, f demoFlags) (err error) {
@@ -221,6 +225,10 @@ func runDemoSetup(ctx context.Context, out io.Writer, f demoFlags) (sum *demoSum
 	}
 	say("promoted and live: propensity v%d, uplift v%d; policy restored (holdout %.2f, exploration %.2f, budget %.0f%% of sessions)",
 		sum.LiveProp, sum.LiveUplift, configured.HoldoutShare, configured.ExplorationShare, 100*configured.Budget.MaxShare)
+	if err := demoEvaluate(ctx, say, cl, f, site.ID, now, sum); err != nil {
+		return nil, err
+	}
+	sum.Setup = time.Since(start)
 	demoPrintModel(out, "propensity", tr.Propensity, []string{"auc", "pr_auc", "log_loss", "brier"})
 	demoPrintModel(out, "uplift", tr.Uplift, []string{"ope_logging", "ope_snips", "ope_diff_snips", "ope_diff_snips_lo", "ope_diff_snips_hi"})
 	if tr.Uplift != nil {
@@ -236,6 +244,62 @@ func runDemoSetup(ctx context.Context, out io.Writer, f demoFlags) (sum *demoSum
 	<-ctx.Done()
 	fmt.Fprintln(out, "shutting down...")
 	return sum, nil
+}
+
+// demoEvaluate sends a few more days of fresh simulated traffic (another seed) through the
+// decide endpoint with the promoted models and the configured policy, and compares the true
+// value of what it showed with the oracle that knows every session's true uplift (same number
+// of treated sessions) and with a uniformly random policy.
+func demoEvaluate(ctx context.Context, say func(string, ...any), cl *demoClient, f demoFlags, site string, now time.Time, sum *demoSummary) error {
+	days := max(2, f.days/7)
+	sm, err := sim.New(sim.Config{Seed: f.seed + 1000, Visitors: max(100, f.visitors/4), Days: days,
+		Start: now.Add(-time.Duration(days) * 24 * time.Hour).Truncate(24 * time.Hour), Site: site})
+	if err != nil {
+		return err
+	}
+	say("evaluating the live policy on %d days of fresh traffic (%d visitors) through the same endpoints...", days, sm.Config().Visitors)
+	cl.onDecide = nil
+	res, err := sm.Run(ctx, cl.sink, cl)
+	if err != nil {
+		return fmt.Errorf("demo: evaluate: %w", err)
+	}
+	arms := make([]int, len(res.Decisions))
+	treated := 0
+	for i, d := range res.Decisions {
+		arms[i] = d.Arm
+		if d.Arm > 0 {
+			treated++
+		}
+	}
+	learned, err := sim.PolicyValue(res.Truth, arms)
+	if err != nil {
+		return err
+	}
+	oracle, err := sim.PolicyValue(res.Truth, sim.OracleArms(res.Truth, treated))
+	if err != nil {
+		return err
+	}
+	random := 0.0
+	for i := range res.Truth {
+		t := &res.Truth[i]
+		g, n := 0.0, 1
+		for k, ok := range t.Eligible {
+			if ok {
+				g += t.Gain(k + 1)
+				n++
+			}
+		}
+		random += g / float64(n)
+	}
+	sum.EvalSessions, sum.EvalTreated = len(res.Decisions), treated
+	sum.EvalValue, sum.OracleValue, sum.Random = learned, oracle, random
+	pct := 0.0
+	if oracle > 0 {
+		pct = 100 * learned / oracle
+	}
+	say("  live policy: %d of %d sessions treated, true incremental value %.0f = %.0f%% of the oracle's %.0f at the same budget (uniformly random policy: %.0f)",
+		treated, len(res.Decisions), learned, pct, oracle, random)
+	return nil
 }
 
 func countTreated(ds []sim.DecisionRecord) int {

@@ -32,7 +32,13 @@ func TestDemoExitAfterSetup(t *testing.T) {
 		t.Fatal("no simulation summary in the output")
 	}
 	decisions, _ := strconv.Atoi(m[3])
-	for _, want := range []string{"promoted and live: propensity v1, uplift v2", "auc=", "ope_snips=",
+	// The evaluation phase decides for more sessions, logged too.
+	ev := regexp.MustCompile(`live policy: \d+ of (\d+) sessions treated`).FindStringSubmatch(out.String())
+	if ev == nil {
+		t.Fatal("no evaluation line in the output")
+	}
+	evalN, _ := strconv.Atoi(ev[1])
+	for _, want := range []string{"promoted and live: propensity v1, uplift v2", "auc=", "ope_snips=", "live policy: ", "of the oracle's",
 		"curl -s -X POST http://127.0.0.1:", `"session_id": "sim3-s`, "/v1/models", "setup done in"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q", want)
@@ -63,10 +69,10 @@ func TestDemoExitAfterSetup(t *testing.T) {
 		}
 		return nil
 	})
-	if err != nil || n != decisions || decisions < 200 {
-		t.Errorf("%d decisions logged, %d simulated (%v)", n, decisions, err)
+	if err != nil || n != decisions+evalN || decisions < 200 || evalN == 0 {
+		t.Errorf("%d decisions logged, %d+%d simulated (%v)", n, decisions, evalN, err)
 	}
-	if probs != n || explored < n/2 {
+	if probs != n || explored < decisions/2 {
 		t.Errorf("%d decisions: %d explored, %d with a probability in (0, 1]", n, explored, probs)
 	}
 }

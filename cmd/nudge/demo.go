@@ -234,7 +234,7 @@ func runDemoSetup(ctx context.Context, out io.Writer, f demoFlags) (sum *demoSum
 	if tr.Uplift != nil {
 		fmt.Fprintln(out, "             (ope_*: off-policy value per decision, in conversion value, of the model's greedy policy vs the logging policy on the holdout)")
 	}
-	say("decision log: %d decisions with their assignment probabilities", logged)
+	say("decision log: %d decisions of the exploration phase (and %d of the evaluation) with their assignment probabilities", logged, sum.EvalSessions)
 	say("setup done in %.1fs", sum.Setup.Seconds())
 	demoPrintOpen(out, base, site, sum.SessionID)
 	if f.exitAfterSetup {

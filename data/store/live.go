@@ -56,13 +56,13 @@ func (s *Store) LiveSession(ctx context.Context, site, sessionID string, asOfTS 
 // the writer fills at every commit when both hit (no Badger transaction), else in one read
 // transaction. An id that is no client session id is tried as a server session id.
 func (s *Store) liveRecord(site, sessionID string) (string, []byte, error) {
-	ck := key(nsClient, site, sessionID)
-	if v, ok := s.clients.get(string(ck)); ok {
-		id := string(v)
-		if val, ok := s.sessions.get(string(key(nsSession, site, id))); ok {
-			return id, val, nil
+	var kb [128]byte // cache keys built on the stack: the warm path allocates only the id
+	if v, ok := s.clients.get(string(appendKey2(kb[:0], nsClient, site, sessionID))); ok {
+		if val, ok := s.sessions.get(string(appendKey2(kb[:0], nsSession, site, string(v)))); ok {
+			return string(v), val, nil
 		}
 	}
+	ck := key(nsClient, site, sessionID)
 	var (
 		id  string
 		val []byte
@@ -95,4 +95,11 @@ func (s *Store) liveRecord(site, sessionID string) (string, []byte, error) {
 		return err
 	})
 	return id, val, err
+}
+
+// appendKey2 appends ns|a|b (length-prefixed strings), the layout of key(ns, a, b).
+func appendKey2(buf []byte, ns byte, a, b string) []byte {
+	buf = append(buf, ns)
+	buf = appendStr(buf, a)
+	return appendStr(buf, b)
 }

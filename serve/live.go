@@ -194,6 +194,10 @@ func (l *Live) Set(site string, m Models) error {
 	}
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
+	return ls.setLocked(m)
+}
+
+func (ls *liveSite) setLocked(m Models) error {
 	old := ls.cur.Load()
 	b, err := newBundle(old.site, old.schema, old.policy, m)
 	if err != nil {
@@ -230,14 +234,18 @@ func (l *Live) Reload(ctx context.Context, site string) (Models, error) {
 	if l.loader == nil {
 		return Models{}, fmt.Errorf("serve: reload models of %q: no model loader", site)
 	}
-	if _, err := l.site(site); err != nil {
+	ls, err := l.site(site)
+	if err != nil {
 		return Models{}, err
 	}
+	// Load and swap under the site's lock, so concurrent reloads apply in registry order.
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
 	m, err := l.loader.LoadPromoted(ctx, site)
 	if err != nil {
 		return Models{}, fmt.Errorf("serve: load promoted models of %q: %w", site, err)
 	}
-	if err := l.Set(site, m); err != nil {
+	if err := ls.setLocked(m); err != nil {
 		return Models{}, err
 	}
 	return m, nil

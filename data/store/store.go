@@ -140,6 +140,11 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: open badger at %q: %w", opts.Dir, err)
 	}
+	seen, err := loadSeenFilter(db)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
 	s := &Store{
 		db:       db,
 		opts:     opts,
@@ -151,6 +156,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		clients:  newShardedCache(opts.SessionCache),
 		w:        newWriterState(opts.SessionCache),
 	}
+	s.w.seen = seen
 	go s.writer()
 	go s.syncer()
 	return s, nil

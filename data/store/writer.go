@@ -124,6 +124,7 @@ type writerState struct {
 	clients   *lruish[string]         // client key -> current server session
 	visitors  *lruish[struct{}]       // visitor keys known to exist
 	counters  map[string]siteCounters // committed counters per site
+	seen      *seenFilter             // committed dedupe and visitor keys (seen.go)
 	buf       []byte
 }
 
@@ -158,6 +159,7 @@ type chunk struct {
 	ids      map[string]string
 	visitors map[string]struct{}
 	counters map[string]*siteCounters
+	seen     []uint64 // filter hashes of the dedupe and visitor keys written
 }
 
 func (s *Store) newChunk() *chunk {
@@ -319,13 +321,17 @@ func (c *chunk) discard() {
 	c.snap.Discard()
 }
 
-// dedupe looks an event id up: overlay, recent cache, then Badger.
-func (c *chunk) dedupe(dk []byte) (string, bool, error) {
+// dedupe looks an event id up: overlay, recent cache, seen filter (a definite "never
+// written" ends it), then Badger.
+func (c *chunk) dedupe(dk []byte, h uint64) (string, bool, error) {
 	if sess, ok := c.ids[string(dk)]; ok {
 		return sess, true, nil
 	}
 	if sess, ok := c.s.w.recentIDs.get(string(dk)); ok {
 		return sess, true, nil
+	}
+	if !c.s.w.seen.mayContain(h) {
+		return "", false, nil
 	}
 	item, err := c.txn.Get(dk)
 	if errors.Is(err, badger.ErrKeyNotFound) {
@@ -436,6 +442,9 @@ func (c *chunk) visitorKnown(vk []byte) (bool, error) {
 	if _, ok := c.s.w.visitors.get(string(vk)); ok {
 		return true, nil
 	}
+	if !c.s.w.seen.mayContain(c.s.w.seen.hash(vk)) {
+		return false, nil
+	}
 	_, err := c.txn.Get(vk)
 	if errors.Is(err, badger.ErrKeyNotFound) {
 		return false, nil
@@ -480,6 +489,7 @@ func (c *chunk) newSession(site, id string, visit int, ev *features.Event, sc *f
 				return nil, err
 			}
 			c.visitors[string(vk)] = struct{}{}
+			c.seen = append(c.seen, c.s.w.seen.hash(vk))
 			cnt.Visitors++
 		}
 		cnt.Sessions++
@@ -503,7 +513,8 @@ func (c *chunk) add(r *request, sc *features.Schema, i int) error {
 		return err
 	}
 	dk := key(nsDedupe, site, ev.EventID)
-	if sess, dup, err := c.dedupe(dk); err != nil {
+	dh := c.s.w.seen.hash(dk)
+	if sess, dup, err := c.dedupe(dk, dh); err != nil {
 		return err
 	} else if dup {
 		r.res.Duplicates++
@@ -561,6 +572,7 @@ func (c *chunk) add(r *request, sc *features.Schema, i int) error {
 	if err := c.set(dk, []byte(ls.id)); err != nil {
 		return err
 	}
+	c.seen = append(c.seen, dh)
 	rec.LoggedEvents++
 	switch ev.Type {
 	case features.Exposure:
@@ -614,6 +626,11 @@ func (c *chunk) commit() error {
 			return err
 		}
 	}
+	// The filter learns the keys before the commit: a failed commit may still have written
+	// some of them, and an extra key in the filter only costs a Badger Get.
+	for _, h := range c.seen {
+		c.s.w.seen.add(h)
+	}
 	if err := c.txn.Commit(); err != nil {
 		return fmt.Errorf("store: commit: %w", err)
 	}
@@ -631,6 +648,7 @@ func (c *chunk) commit() error {
 	for k := range c.visitors {
 		w.visitors.put(k, struct{}{})
 	}
+
 	for site, cnt := range c.counters {
 		w.counters[site] = *cnt
 	}

@@ -1,0 +1,113 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/nudgehq/nudge/features"
+)
+
+func TestSeenFilter(t *testing.T) {
+	f := newSeenFilter(0)
+	rng := rand.New(rand.NewPCG(3, 4))
+	const n = 3*seenMinCapacity + 123 // forces two new blocks
+	added := make([]uint64, n)
+	for i := range added {
+		added[i] = rng.Uint64()
+		f.add(added[i])
+	}
+	if len(f.blocks) < 3 || f.keys() != n {
+		t.Fatalf("blocks %d keys %d, want >= 3 blocks and %d keys", len(f.blocks), f.keys(), n)
+	}
+	for i, h := range added {
+		if !f.mayContain(h) {
+			t.Fatalf("false negative for key %d", i)
+		}
+	}
+	fp := 0
+	const probes = 200_000
+	for range probes {
+		if f.mayContain(rng.Uint64()) {
+			fp++
+		}
+	}
+	// Each block is at most full at 16 bits per key, 8 bits set: well under 1% per block.
+	if rate := float64(fp) / probes; rate > 0.02 {
+		t.Fatalf("false positive rate %.4f over %d blocks", rate, len(f.blocks))
+	}
+	t.Logf("false positive rate %.4f%% over %d blocks", 100*float64(fp)/probes, len(f.blocks))
+}
+
+// batchOf returns n page views of sessions of 10 events, ids prefix-i, 3 sessions per visitor.
+func batchOf(prefix string, lo, n int) []features.Event {
+	evs := make([]features.Event, 0, n)
+	for i := lo; i < lo+n; i++ {
+		sess := fmt.Sprint(prefix, "s", i/10)
+		evs = append(evs, pv(fmt.Sprint(prefix, i), sess, fmt.Sprint(prefix, "a", i/30), t0+int64(i)*sec, "/"))
+	}
+	return evs
+}
+
+// TestSeenFilterRestart: the filter is rebuilt at Open from the dedupe and visitor keys, so
+// duplicates of events stored before a restart are still found and known visitors still get
+// their history.
+func TestSeenFilterRestart(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := openStore(t, dir, nil)
+	const n = 3000
+	for lo := 0; lo < n; lo += 500 {
+		if res := mustAppend(t, s, "site", batchOf("e", lo, 500)...); res.Stored != 500 {
+			t.Fatalf("append: %+v", res)
+		}
+	}
+	if err := s.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s = openStore(t, dir, nil)
+	if got, want := s.w.seen.keys(), n+n/30; got != want {
+		t.Fatalf("filter rebuilt with %d keys, want %d (events + visitors)", got, want)
+	}
+	res := mustAppend(t, s, "site", batchOf("e", 1000, 200)...)
+	if res.Stored != 0 || res.Duplicates != 200 {
+		t.Fatalf("re-append after restart: %+v", res)
+	}
+	// A new session of a visitor seen before the restart has that visitor's history.
+	ev := pv("new1", "new-s", "ea0", t0+int64(n)*sec, "/")
+	if res := mustAppend(t, s, "site", ev); res.Stored != 1 {
+		t.Fatalf("new event: %+v", res)
+	}
+	if got := feature(t, s, "site", "new-s", "sessions_30d", t0+int64(n)*sec); got != 3 {
+		t.Fatalf("sessions_30d of a known visitor after restart = %v, want 3", got)
+	}
+}
+
+// TestSeenFilterFalsePositives: with a filter that answers "maybe" to everything, every
+// lookup goes to Badger and the answers are still exact.
+func TestSeenFilterFalsePositives(t *testing.T) {
+	s := openStore(t, "", nil)
+	if res := mustAppend(t, s, "site", batchOf("e", 0, 100)...); res.Stored != 100 {
+		t.Fatalf("append: %+v", res)
+	}
+	s.mu.Lock() // the writer is idle; the lock orders this write before its next group
+	for i := range s.w.seen.blocks {
+		for j := range s.w.seen.blocks[i].words {
+			s.w.seen.blocks[i].words[j] = ^uint64(0)
+		}
+	}
+	s.w.recentIDs = newLruish[string](2) // forget the recent ids: Badger must answer
+	s.mu.Unlock()
+	batch := append(batchOf("e", 50, 100), batchOf("x", 0, 30)...)
+	res := mustAppend(t, s, "site", batch...)
+	if res.Stored != 80 || res.Duplicates != 50 {
+		t.Fatalf("saturated filter: %+v, want 80 stored and 50 duplicates", res)
+	}
+	if res.Sessions[0] != "es5" || res.Sessions[len(batch)-1] != "xs2" {
+		t.Fatalf("sessions %v ... %v", res.Sessions[0], res.Sessions[len(batch)-1])
+	}
+	if got := feature(t, s, "site", "xs0", "sessions_30d", t0+10*sec); got != 0 {
+		t.Fatalf("new visitor through a saturated filter has %v prior sessions", got)
+	}
+}

@@ -203,7 +203,8 @@ func Train(ctx context.Context, st *store.Store, opts Options) (*Result, error) 
 
 // gbdtOptions are the propensity trees' hyperparameters.
 func gbdtOptions(seed uint64) training.GBDTOptions {
-	return training.GBDTOptions{Trees: 300, LearningRate: 0.1, MaxDepth: 6, MinLeaf: 20, EarlyStop: 20, Seed: seed}
+	// the settings that matched xgboost on the UCI table (training package doc)
+	return training.GBDTOptions{Trees: 500, LearningRate: 0.05, MaxDepth: 4, MinLeaf: 20, EarlyStop: 30, Seed: seed}
 }
 
 // upliftBaseOptions are the uplift learners' base trees.

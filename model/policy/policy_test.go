@@ -82,7 +82,7 @@ func TestGreedyExpectedValue(t *testing.T) {
 		{"help tip not elsewhere", vec(t, s, 0, 1, "desktop"), "/shop", []float64{0, 0, 0.01}, 0, -1},
 		{"negative uplift never treated", vec(t, s, 3, 9, "desktop"), "/help", []float64{-0.1, -0.1, -0.1}, 0, -1},
 		{"uplift below cost", vec(t, s, 3, 9, "desktop"), "/x", []float64{0.04, 0.01, 0}, 0, -1}, // 2.4-3, 0.6-1
-		{"threshold", vec(t, s, 3, 9, "desktop"), "/x", []float64{0.1, 0, 0}, 3.5, -1},            // EV 3 < 3.5
+		{"threshold", vec(t, s, 3, 9, "desktop"), "/x", []float64{0.1, 0, 0}, 3.5, -1},           // EV 3 < 3.5
 		{"threshold met", vec(t, s, 3, 9, "desktop"), "/x", []float64{0.1, 0, 0}, 2.5, 0},
 	}
 	for i, tt := range tests {

@@ -65,7 +65,10 @@ func key(ns byte, parts ...string) []byte {
 }
 
 func eventKey(site, session string, ts int64, eventID string) []byte {
-	b := key(nsEvent, site, session)
+	b := make([]byte, 0, 1+len(site)+len(session)+2*binary.MaxVarintLen64+8+len(eventID))
+	b = append(b, nsEvent)
+	b = appendStr(b, site)
+	b = appendStr(b, session)
 	b = appendTS(b, ts)
 	return append(b, eventID...)
 }

@@ -120,7 +120,7 @@ func (s *Store) writer() {
 
 // writerState is touched only by the writer goroutine.
 type writerState struct {
-	recentIDs *lruish[string]         // dedupe key -> server session (committed or unlogged)
+	recentIDs *lruish[string]         // dedupe key -> server session of unlogged events (in memory only)
 	clients   *lruish[string]         // client key -> current server session
 	visitors  *lruish[struct{}]       // visitor keys known to exist
 	counters  map[string]siteCounters // committed counters per site
@@ -156,7 +156,8 @@ type chunk struct {
 	bytes    int
 	sessions map[string]*liveSession
 	clients  map[string]string
-	ids      map[string]string
+	ids      map[string]string // dedupe key -> server session, every event of the chunk
+	unlogged []string          // dedupe keys of the chunk's unlogged events
 	visitors map[string]struct{}
 	counters map[string]*siteCounters
 	seen     []uint64 // filter hashes of the dedupe and visitor keys written
@@ -559,6 +560,7 @@ func (c *chunk) add(r *request, sc *features.Schema, i int) error {
 	// Unlogged events are remembered (in memory only) so a retry is not folded twice.
 	c.ids[string(dk)] = ls.id
 	if !ev.Consent || !rec.Indexed || rec.Withdrawn {
+		c.unlogged = append(c.unlogged, string(dk))
 		r.res.Unlogged++
 		cnt.Unlogged++
 		return nil
@@ -642,8 +644,9 @@ func (c *chunk) commit() error {
 		w.clients.put(k, v)
 		c.s.clients.put(k, []byte(v))
 	}
-	for k, v := range c.ids {
-		w.recentIDs.put(k, v)
+	// Logged ids are found through the seen filter and Badger; unlogged ones exist only here.
+	for _, k := range c.unlogged {
+		w.recentIDs.put(k, c.ids[k])
 	}
 	for k := range c.visitors {
 		w.visitors.put(k, struct{}{})

@@ -17,9 +17,12 @@ import (
 //	0x14  exposure link   site|decision_id      -> event id of the first exposure naming it
 //
 // Decisions are written by the store's single writer goroutine, in the same write groups as
-// ingest batches, and made durable by the group's fsync. LogDecision does not wait for that
-// fsync (the decide path must not), so a crash (process kill, power cut) can lose the decisions
-// logged in the last few milliseconds before it; acknowledged events are never lost. An
+// ingest batches, and made durable by the group's fsync; a group of decisions only is written
+// in one Badger write batch without an fsync of its own, and made durable by the next ingest
+// group's fsync (or Close). LogDecision waits for neither (the decide path must not): a crash
+// can lose the decisions logged in the last few milliseconds before it (a killed process
+// loses those still queued; a power cut or kernel crash also those written since the last
+// fsync, which on an idle server can be longer). Acknowledged events are never lost. An
 // exposure event (type exposure) whose props carry "decision_id" records the link 0x14 in the
 // same transaction as the event itself.
 const (
@@ -87,6 +90,39 @@ func (c *chunk) addDecision(rec *DecisionRecord) error {
 		return err
 	}
 	return c.set(key(nsDecisionByID, rec.Site, rec.ID), appendTS(nil, rec.TS))
+}
+
+// onlyDecisions reports whether a write group holds decisions only.
+func onlyDecisions(reqs []*request) bool {
+	for _, r := range reqs {
+		if r.decision == nil {
+			return false
+		}
+	}
+	return true
+}
+
+// writeDecisions writes a group of decisions in one Badger write batch (split by Badger as
+// needed), without the chunk overlay ingest needs and without an fsync.
+func (s *Store) writeDecisions(reqs []*request) error {
+	wb := s.db.NewWriteBatch()
+	defer wb.Cancel()
+	buf := make([]byte, 0, 256*len(reqs))
+	for _, r := range reqs {
+		rec := r.decision
+		start := len(buf)
+		buf = appendDecision(buf, rec)
+		if err := wb.Set(decisionKey(rec.Site, rec.TS, rec.ID), buf[start:len(buf):len(buf)]); err != nil {
+			return fmt.Errorf("store: write decision: %w", err)
+		}
+		if err := wb.Set(key(nsDecisionByID, rec.Site, rec.ID), appendTS(nil, rec.TS)); err != nil {
+			return fmt.Errorf("store: write decision: %w", err)
+		}
+	}
+	if err := wb.Flush(); err != nil {
+		return fmt.Errorf("store: write decisions: %w", err)
+	}
+	return nil
 }
 
 // linkExposure records that event eventID exposed decision decisionID (first exposure wins

@@ -163,15 +163,18 @@ type chunk struct {
 	seen     []uint64 // filter hashes of the dedupe and visitor keys written
 }
 
-func (s *Store) newChunk() *chunk {
+// newChunk starts a chunk for about events events (a size hint for its maps: presizing
+// them for maxChunkEvents costs more than the chunk's work when groups are small).
+func (s *Store) newChunk(events int) *chunk {
+	events = min(max(events, 1), maxChunkEvents)
 	return &chunk{
 		s:        s,
 		txn:      s.db.NewTransaction(true),
 		snap:     s.db.NewTransaction(false),
 		idx:      make(map[string][]idxEntry),
-		sessions: make(map[string]*liveSession, 128),
-		clients:  make(map[string]string, 128),
-		ids:      make(map[string]string, maxChunkEvents),
+		sessions: make(map[string]*liveSession, events/8),
+		clients:  make(map[string]string, events/8),
+		ids:      make(map[string]string, events),
 		visitors: make(map[string]struct{}),
 		counters: make(map[string]*siteCounters),
 	}
@@ -199,13 +202,19 @@ func (s *Store) writeGroup(q []*request) {
 		}
 		return
 	}
-	err := s.processGroup(active)
+	decisionsOnly := onlyDecisions(active) // decisions.go: no chunk overlay, no fsync of its own
+	var err error
+	if decisionsOnly {
+		err = s.writeDecisions(active)
+	} else {
+		err = s.processGroup(active)
+	}
 	if err != nil {
 		s.log.Error("store: write group failed", "err", err, "batches", len(active))
 		ack(active, err)
 		return
 	}
-	if s.opts.NoSync {
+	if s.opts.NoSync || decisionsOnly {
 		ack(active, nil)
 		return
 	}
@@ -254,7 +263,11 @@ func ack(reqs []*request, err error) {
 }
 
 func (s *Store) processGroup(reqs []*request) (err error) {
-	c := s.newChunk()
+	left := 0 // events (or decisions) not yet added: the size hint of the next chunk
+	for _, r := range reqs {
+		left += max(len(r.evs), 1)
+	}
+	c := s.newChunk(left)
 	defer func() {
 		if c != nil {
 			c.discard()
@@ -266,11 +279,12 @@ func (s *Store) processGroup(reqs []*request) (err error) {
 				if err := c.commit(); err != nil {
 					return err
 				}
-				c = s.newChunk()
+				c = s.newChunk(left)
 			}
 			if err := c.addDecision(r.decision); err != nil {
 				return err
 			}
+			left--
 			continue
 		}
 		sc, serr := s.schema(r.site)
@@ -284,11 +298,12 @@ func (s *Store) processGroup(reqs []*request) (err error) {
 				if err := c.commit(); err != nil {
 					return err
 				}
-				c = s.newChunk()
+				c = s.newChunk(left)
 			}
 			if err := c.add(r, sc, i); err != nil {
 				return err
 			}
+			left--
 		}
 	}
 	err = c.commit()

@@ -184,11 +184,13 @@ func TestTrainPromoteRollback(t *testing.T) {
 	ctx := context.Background()
 	site, sc := demoSite(t)
 	st := openMem(t, sc)
-	simulateSized(t, st, site.ID, 5, 600, 14, sim.NewRandomPolicy(5))
+	simulateSized(t, st, site.ID, 5, 400, 14, sim.NewRandomPolicy(5))
 
 	now := time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC)
 	var stages []string
-	opts := Options{Site: site, Schema: sc, Learner: "auto", UpliftLearner: "auto", Bootstrap: 20, Seed: 1,
+	// Learner logistic keeps this test fast under -race (the trees are exercised by the quality
+	// test and the CLI tests); all three uplift learners are fitted.
+	opts := Options{Site: site, Schema: sc, Learner: "logistic", UpliftLearner: "auto", Bootstrap: 10, Seed: 1,
 		Now: func() time.Time { return now }, Progress: func(stage string, done, total int) {
 			if len(stages) == 0 || stages[len(stages)-1] != stage {
 				stages = append(stages, stage)
@@ -202,10 +204,10 @@ func TestTrainPromoteRollback(t *testing.T) {
 	if res.Propensity == nil || res.Uplift == nil {
 		t.Fatalf("records: %+v %+v", res.Propensity, res.Uplift)
 	}
-	if len(res.PropensityEval) != 2 || len(res.UpliftEval) != 3 {
+	if len(res.PropensityEval) != 1 || len(res.UpliftEval) != 3 {
 		t.Errorf("learners tried: %d propensity, %d uplift", len(res.PropensityEval), len(res.UpliftEval))
 	}
-	for _, s := range []string{"read sessions", "fit logistic", "fit gbdt", "fit t-learner/gbdt"} {
+	for _, s := range []string{"read sessions", "fit logistic", "fit t-learner/gbdt", "fit x-learner/gbdt", "fit transformed-outcome/gbdt"} {
 		if !strings.Contains(strings.Join(stages, "|"), s) {
 			t.Errorf("progress stages %v lack %q", stages, s)
 		}
@@ -219,7 +221,7 @@ func TestTrainPromoteRollback(t *testing.T) {
 	if u.Version != 2 || u.Kind != KindUplift || len(u.Arms) != 4 || u.Arms[0] != "control" || math.IsNaN(u.Metrics["ope_snips"]) {
 		t.Errorf("uplift record %+v", u)
 	}
-	for _, k := range []string{"auc", "pr_auc", "log_loss", "brier"} {
+	for _, k := range []string{"auc", "pr_auc", "log_loss", "brier", "qini", "SNIPS"} {
 		if !strings.Contains(res.Report, k) {
 			t.Errorf("report lacks %s", k)
 		}

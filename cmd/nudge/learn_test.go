@@ -61,7 +61,7 @@ func simulateInto(t *testing.T, dir string, visitors, days int) {
 // sessions and on a CSV.
 func TestLearnCommands(t *testing.T) {
 	dir := t.TempDir()
-	simulateInto(t, dir, 500, 14)
+	simulateInto(t, dir, 350, 14)
 
 	code, out, errOut := runCmd(t, "train", "--data", dir, "--bootstrap", "20", "--uplift-learner", "t", "--note", "first")
 	if code != 0 {

@@ -12,7 +12,7 @@ import "testing"
 //	go test -tags slow -run TestQualityLearntPolicySlow -v -timeout 30m ./training/pipeline
 //
 // Measured (2026-11-23): learnt 336,501 = 90.7% of the oracle's 371,205; treat everyone
-// 52,488; treat by highest propensity -23,916. With 25,000 visitors (49,000 decisions) the same
+// 52,488; treat by highest propensity -21,963. With 25,000 visitors (49,000 decisions) the same
 // pipeline reached 88.0% (203,302 of 231,057): the bar is a matter of logged data.
 func TestQualityLearntPolicySlow(t *testing.T) {
 	qualityRun(t, 40000, 28, 0.9)

@@ -84,7 +84,9 @@ func (c *counters) budget(day int32) *budget {
 // decisions may overshoot by at most one treatment each (the check and the count are not one
 // atomic step), which is documented as a soft limit.
 func (b *budget) allows(cost, maxShare, maxSpend float64) bool {
-	if maxShare > 0 && float64(b.treated.Load()+1) > maxShare*float64(b.decisions.Load()+1) {
+	// Treat while the treated count is below the share of the decisions including this one:
+	// the first decision of a day may treat, and the running share converges to maxShare.
+	if maxShare > 0 && float64(b.treated.Load()) >= maxShare*float64(b.decisions.Load()+1) {
 		return false
 	}
 	if maxSpend > 0 && float64(b.spendMicro.Load())/1e6+cost > maxSpend {

@@ -306,3 +306,16 @@ func BenchmarkDecide(b *testing.B) {
 		}
 	}
 }
+
+func TestBudgetFirstDecisionOfTheDayCanTreat(t *testing.T) {
+	s := testSchema(t)
+	pol := newPolicy(t, Params{MaxShare: 0.5})
+	var d Decision
+	req := Request{DecisionID: "first", Visitor: "v", Session: "s", Features: vec(t, s, 2, 5, "mobile"), Uplift: []float64{0.2, 0, 0}, Now: day}
+	if err := pol.Decide(&req, &d); err != nil {
+		t.Fatal(err)
+	}
+	if d.Arm != 0 {
+		t.Fatalf("first decision of the day with a 50%% share budget: arm %d (%s)", d.Arm, d.Reason)
+	}
+}

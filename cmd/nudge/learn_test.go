@@ -75,6 +75,17 @@ func TestLearnCommands(t *testing.T) {
 	}
 	t.Logf("nudge train:\n%s", out)
 
+	// Export the point-in-time training sets.
+	exportDir := t.TempDir()
+	code, out, errOut = runCmd(t, "train", "--data", dir, "--export", filepath.Join(exportDir, "train.csv"))
+	if code != 0 || !strings.Contains(out, "train-uplift.csv") {
+		t.Fatalf("train --export: exit %d\n%s%s", code, out, errOut)
+	}
+	ex := readCSV(t, filepath.Join(exportDir, "train-uplift.csv"))
+	if h := strings.Join(ex[0], ","); !strings.Contains(h, "page_views") || !strings.HasSuffix(h, "label,treatment,propensity,ts") || len(ex) < 100 {
+		t.Errorf("uplift export: %d rows, header %s", len(ex), h)
+	}
+
 	code, out, _ = runCmd(t, "models", "list", "--data", dir)
 	if code != 0 || !strings.Contains(out, "propensity") || !strings.Contains(out, "uplift") || strings.Contains(out, "*") {
 		t.Fatalf("models list: exit %d\n%s", code, out)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -14,6 +15,7 @@ import (
 	"github.com/nudgehq/nudge/data/config"
 	"github.com/nudgehq/nudge/data/store"
 	"github.com/nudgehq/nudge/features"
+	"github.com/nudgehq/nudge/training"
 	"github.com/nudgehq/nudge/training/pipeline"
 	"github.com/nudgehq/nudge/training/table"
 )
@@ -38,6 +40,7 @@ type trainFlags struct {
 	categorical, ignore []string
 	folds               int
 	out                 string
+	export              string
 	logLevel            string
 }
 
@@ -108,6 +111,7 @@ Environment: NUDGE_DATA, NUDGE_CONFIG, NUDGE_SITE, NUDGE_LOG_LEVEL.`,
 	fs.StringSliceVar(&f.categorical, "categorical", nil, "table: columns to treat as categorical")
 	fs.StringSliceVar(&f.ignore, "ignore", nil, "table: columns to skip")
 	fs.IntVar(&f.folds, "folds", 5, "table: K of the K-fold cross-validation")
+	fs.StringVar(&f.export, "export", "", "write the point-in-time training set to this CSV (and the uplift set to <name>-uplift.csv) instead of training")
 	fs.StringVarP(&f.out, "out", "o", "", "also write the model (record and artifact, the nudge models export format) to this file")
 	fs.StringVar(&f.logLevel, "log-level", "warn", "debug, info, warn or error")
 	return cmd
@@ -226,6 +230,10 @@ func runTrain(ctx context.Context, a *app, f trainFlags) error {
 	}
 	defer closeFn()
 	progress, finish := progressFunc(a.stderr)
+	if f.export != "" {
+		defer finish()
+		return exportDatasets(ctx, a, ls, f, from, to, progress)
+	}
 	learner, upLearner := f.learner, f.upLearner
 	if f.compare {
 		learner, upLearner = "auto", "auto"
@@ -333,4 +341,38 @@ func writeExport(path string, rec *store.ModelRecord) error {
 		return err
 	}
 	return os.Rename(tmp, path)
+}
+
+// exportDatasets writes the point-in-time training sets as CSV (table.ExportCSV).
+func exportDatasets(ctx context.Context, a *app, ls *learnSite, f trainFlags, from, to int64, progress func(string, int, int)) error {
+	prop, upl, err := pipeline.Datasets(ctx, ls.st, pipeline.Options{Site: ls.site, Schema: ls.schema, From: from, To: to,
+		Window: f.window, AfterEvents: f.afterEvents, NoUplift: f.noUplift, Progress: progress})
+	if err != nil {
+		return fmt.Errorf("train --export: %w", err)
+	}
+	write := func(path string, ds *training.Dataset) error {
+		file, err := os.Create(path)
+		if err != nil {
+			return err
+		}
+		if err := table.ExportCSV(file, ds, nil); err != nil {
+			file.Close()
+			return err
+		}
+		if err := file.Close(); err != nil {
+			return err
+		}
+		fmt.Fprintf(a.stdout, "wrote %d rows x %d features to %s\n", ds.N(), ds.D(), path)
+		return nil
+	}
+	if err := write(f.export, prop); err != nil {
+		return fmt.Errorf("train --export: %w", err)
+	}
+	if upl != nil && upl.N() > 0 {
+		path := strings.TrimSuffix(f.export, ".csv") + "-uplift.csv"
+		if err := write(path, upl); err != nil {
+			return fmt.Errorf("train --export: %w", err)
+		}
+	}
+	return nil
 }

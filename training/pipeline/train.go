@@ -201,6 +201,23 @@ func Train(ctx context.Context, st *store.Store, opts Options) (*Result, error) 
 	return res, nil
 }
 
+// Datasets builds the point-in-time training sets Train would fit (propensity rows at every
+// decision point; uplift rows at the logged decisions, with T, Arms, P and TS) without
+// fitting anything, for export (table.ExportCSV) and analysis elsewhere.
+func Datasets(ctx context.Context, st *store.Store, opts Options) (propensity, upliftRows *training.Dataset, err error) {
+	if err := opts.defaults(); err != nil {
+		return nil, nil, err
+	}
+	ex, err := buildExamples(ctx, st, opts.Site, opts.Schema, scanRange{
+		from: opts.From, to: opts.To, window: opts.Window.Milliseconds(),
+		afterEvent: opts.AfterEvents, uplift: !opts.NoUplift,
+	}, opts.Progress)
+	if err != nil {
+		return nil, nil, err
+	}
+	return ex.prop, ex.upl, nil
+}
+
 // gbdtOptions are the propensity trees' hyperparameters.
 func gbdtOptions(seed uint64) training.GBDTOptions {
 	// the settings that matched xgboost on the UCI table (training package doc)

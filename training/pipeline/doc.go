@@ -64,7 +64,9 @@
 // For an uplift model, given the site (WithSite), it estimates off-policy (IPS, SNIPS with
 // paired bootstrap intervals) the value per decision of the candidate's greedy policy against
 // the promoted model's greedy policy (or the logging policy when none is promoted) on the
-// logged decisions of the 14 days before the latest one. Rollback restores the promotion
+// logged decisions of the 14 days before the latest one — those after the candidate's
+// training data when there are enough (out of sample); otherwise on all of them, flagged as
+// in-sample (optimistic) with the holdout estimate Train stored quoted beside it. Rollback restores the promotion
 // before the one in force (store.RollbackModel): promotions and rollbacks form a stack, so
 // repeated rollbacks walk back through the history.
 //

@@ -253,7 +253,7 @@ func TestTrainPromoteRollback(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Log(rep.Text)
-	if rep.OPE == nil || rep.OPEAgainst != "logging policy" || rep.OPERows < 100 {
+	if rep.OPE == nil || rep.OPEAgainst != "logging policy" || rep.OPERows < 100 || !rep.OPEInSample || !strings.Contains(rep.Text, "optimistic") {
 		t.Fatalf("uplift promotion report: %+v", rep)
 	}
 	b, err = LoadPromoted(ctx, st, site.ID)

@@ -25,10 +25,14 @@ type PromoteReport struct {
 	// OPE is the off-policy comparison of the candidate's greedy policy against the current
 	// uplift model's (or the logging policy when none is promoted) on the most recent logged
 	// decisions; nil when it could not be computed (OPENote says why).
-	OPE         *uplift.Comparison
-	OPERows     int
-	OPEAgainst  string // "version N" or "logging policy"
-	OPENote     string
+	OPE        *uplift.Comparison
+	OPERows    int
+	OPEAgainst string // "version N" or "logging policy"
+	OPENote    string
+	// OPEInSample: too few decisions came after the candidate's training data, so the estimate
+	// uses decisions it was trained on and is optimistic (the text says so and quotes the
+	// out-of-sample holdout estimate Train stored in the model's metrics).
+	OPEInSample bool
 	Text        string
 	PromotedAt  int64
 	Fingerprint string
@@ -110,6 +114,12 @@ func Promote(ctx context.Context, st *store.Store, site string, version int, liv
 		fmt.Fprintf(&text, "off-policy value per decision on the %d most recent logged decisions: candidate SNIPS %.3f [%.3f, %.3f] (IPS %.3f), %s SNIPS %.3f, difference %+.3f [%+.3f, %+.3f]\n",
 			rep.OPERows, o.Candidate.SNIPS.Value, o.Candidate.SNIPS.Lo, o.Candidate.SNIPS.Hi, o.Candidate.IPS.Value,
 			rep.OPEAgainst, o.Current.SNIPS.Value, o.DiffSNIPS.Value, o.DiffSNIPS.Lo, o.DiffSNIPS.Hi)
+		if rep.OPEInSample {
+			fmt.Fprintf(&text, "warning: these decisions were used to train the model, so the estimate is optimistic; its time-ordered holdout estimate vs the logging policy was %+.3f [%+.3f, %+.3f] per decision\n",
+				rec.Metrics["ope_diff_snips"], rec.Metrics["ope_diff_snips_lo"], rec.Metrics["ope_diff_snips_hi"])
+		} else {
+			fmt.Fprintln(&text, "(decisions logged after the model's training data: out of sample)")
+		}
 	} else if rep.OPENote != "" {
 		fmt.Fprintf(&text, "no off-policy estimate: %s\n", rep.OPENote)
 	}
@@ -157,7 +167,25 @@ func promotionOPE(ctx context.Context, st *store.Store, rec, cur *store.ModelRec
 	if err != nil {
 		return err
 	}
-	ds := ex.upl
+	ds, eligible := ex.upl, ex.eligible
+	// Prefer decisions the candidate was not trained on (after its training range): an
+	// estimate on its own training rows is optimistic.
+	var after []int
+	for i, ts := range ds.TS {
+		if ts > rec.TrainTo {
+			after = append(after, i)
+		}
+	}
+	if len(after) >= MinUpliftRows/2 {
+		ds = ds.Subset(after)
+		el := make([][]bool, len(after))
+		for j, i := range after {
+			el[j] = eligible[i]
+		}
+		eligible = el
+	} else {
+		rep.OPEInSample = true
+	}
 	if ds.N() < MinUpliftRows/2 {
 		rep.OPENote = fmt.Sprintf("only %d recent logged decisions with a known outcome", ds.N())
 		return nil
@@ -168,14 +196,14 @@ func promotionOPE(ctx context.Context, st *store.Store, rec, cur *store.ModelRec
 	if err != nil {
 		return fmt.Errorf("pipeline: promote: %w", err)
 	}
-	candArms := vp.greedy(pred, ex.eligible)
+	candArms := vp.greedy(pred, eligible)
 	var curPolicy uplift.Policy
 	if current != nil {
 		cp, err := uplift.Predictions(current, ds)
 		if err != nil {
 			return fmt.Errorf("pipeline: promote: %w", err)
 		}
-		curArms := vp.greedy(cp, ex.eligible)
+		curArms := vp.greedy(cp, eligible)
 		curPolicy = uplift.Deterministic(func(i int) int { return curArms[i] })
 	}
 	cmp, err := uplift.Compare(rows, len(arms), uplift.Deterministic(func(i int) int { return candArms[i] }), curPolicy,

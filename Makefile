@@ -13,7 +13,7 @@ build:
 
 # The README's test command (what .ci/run runs).
 test:
-	$(GO) test -race -timeout 45m ./...
+	$(GO) test -race -timeout 45m ./... && $(GO) test -tags slow -run 'TestQualityLearntPolicySlow' -timeout 30m ./training/pipeline
 
 test-short:
 	$(GO) test -short -timeout 10m ./...

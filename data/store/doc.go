@@ -24,6 +24,15 @@
 // transactions, each atomic; if a later one fails, the earlier ones stay (and are cached),
 // and every batch of the group is still told it failed, so retries are deduplicated.
 //
+// The writer keeps an in-memory seen filter (seen.go): a chain of blocked Bloom filters,
+// 2 bytes per key, of every committed dedupe, client-session and visitor key and of every
+// anonymous id's conversion and link prefix, rebuilt at Open by a keys-only iteration of
+// those namespaces and fed before each commit. No false negatives, so a new event id, client
+// session or visitor costs no Badger Get, and a visitor without conversions or links no
+// history iterator for them; a hit (about 0.1–0.5% false positives) is checked in Badger, so
+// every answer stays exact. Unlogged (no-consent) event ids, which are not in Badger, are
+// remembered in a bounded in-memory map as before.
+//
 // # Rules
 //
 //   - Dedupe: (site, event_id) is stored once, also across restarts; a duplicate reports the

@@ -27,11 +27,17 @@ type idxEntry struct {
 type historySource struct {
 	txn     *badger.Txn
 	overlay map[string][]idxEntry // by index prefix (ns|site|id)
+	// none, when set, reports that the snapshot certainly holds no key with the prefix, so
+	// no iterator is needed (the writer's seen filter); false means "maybe".
+	none func(prefix []byte) bool
 }
 
 // scanBefore calls fn for the committed entries of prefix with ts < before, in key order
 // (reverse order when reverse); fn returns false to stop.
 func (h historySource) scanBefore(prefix []byte, before int64, reverse, values bool, fn func(k []byte, ts int64, item *badger.Item) (bool, error)) error {
+	if h.none != nil && h.none(prefix) {
+		return nil
+	}
 	it := h.txn.NewIterator(badger.IteratorOptions{Prefix: prefix, Reverse: reverse, PrefetchValues: false})
 	defer it.Close()
 	if reverse {

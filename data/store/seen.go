@@ -1,6 +1,8 @@
 package store
 
 import (
+	"bytes"
+	"encoding/binary"
 	"fmt"
 	"hash/maphash"
 
@@ -8,13 +10,16 @@ import (
 )
 
 // seenFilter is the writer's in-memory approximate set of the keys it has committed to the
-// dedupe (0x02) and visitors-seen (0x0A) namespaces: a chain of blocked Bloom filters (one
+// dedupe (0x02), client session (0x04) and visitors-seen (0x0A) namespaces, and of the
+// per-visitor prefixes ns|site|anonymous_id that have at least one conversion (0x07) or
+// identity link (0x08): a chain of blocked Bloom filters (one
 // 64-bit word per key, seenBitsPerKey bits of memory per key, each new filter twice the
 // capacity of the previous). It has no false negatives for keys added, so "not in the
-// filter" means "not in Badger" and the writer skips the Badger Get; a hit (true or false
+// filter" means "not in Badger" and the writer skips the Badger Get (or, for a prefix, the
+// history iterator); a hit (true or false
 // positive, about 0.1%–0.5% of absent keys) is checked in Badger, so answers stay exact.
 //
-// It is rebuilt at Open from a keys-only iteration of both namespaces and updated after each
+// It is rebuilt at Open from a keys-only iteration of those namespaces and updated after each
 // successful commit. Only the writer writes those namespaces (see the package doc); a key
 // written behind its back (a restore through DB()) would be missed until the next Open.
 // Writer-only: not safe for concurrent use.
@@ -103,17 +108,47 @@ func (f *seenFilter) keys() int {
 	return n
 }
 
-// loadSeenFilter builds the filter from every key of the dedupe and visitors-seen
-// namespaces, sized in one block for them (and as many again before it grows).
+// seenPrefixNS reports whether the filter holds the ns|site|anonymous_id prefixes of ns.
+func seenPrefixNS(ns byte) bool { return ns == nsConversion || ns == nsLinkByAnon }
+
+// strsPrefixLen returns the length of the namespace byte and the n length-prefixed strings
+// that start k, or -1.
+func strsPrefixLen(k []byte, n int) int {
+	p := 1
+	for range n {
+		l, w := binary.Uvarint(k[min(p, len(k)):])
+		if w <= 0 || uint64(len(k)-p-w) < l {
+			return -1
+		}
+		p += w + int(l)
+	}
+	return p
+}
+
+// loadSeenFilter builds the filter from every key of the namespaces it covers, sized in one
+// block for them (and as many again before it grows).
 func loadSeenFilter(db *badger.DB) (*seenFilter, error) {
 	f := newSeenFilter(0)
 	var hs []uint64
 	err := db.View(func(txn *badger.Txn) error {
-		for _, ns := range []byte{nsDedupe, nsVisitor} {
+		for _, ns := range []byte{nsDedupe, nsClient, nsVisitor, nsConversion, nsLinkByAnon} {
 			prefix := []byte{ns}
 			it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: false})
+			var last []byte
 			for it.Rewind(); it.ValidForPrefix(prefix); it.Next() {
-				hs = append(hs, f.hash(it.Item().Key()))
+				k := it.Item().Key()
+				if seenPrefixNS(ns) {
+					n := strsPrefixLen(k, 2)
+					if n < 0 {
+						it.Close()
+						return fmt.Errorf("%w: index key", ErrCorrupt)
+					}
+					if k = k[:n]; bytes.Equal(k, last) {
+						continue // keys of one prefix are adjacent
+					}
+					last = append(last[:0], k...)
+				}
+				hs = append(hs, f.hash(k))
 			}
 			it.Close()
 		}

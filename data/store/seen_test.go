@@ -63,12 +63,15 @@ func TestSeenFilterRestart(t *testing.T) {
 			t.Fatalf("append: %+v", res)
 		}
 	}
+	// Visitor ea0 converts twice and is identified: one conversion and one link prefix.
+	mustAppend(t, s, "site", conv("c1", "es0", "ea0", t0+9*sec, 10), conv("c2", "es1", "ea0", t0+19*sec, 5),
+		identify("i1", "es1", "ea0", "u1", t0+19*sec))
 	if err := s.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
 	s = openStore(t, dir, nil)
-	if got, want := s.w.seen.keys(), n+n/30; got != want {
-		t.Fatalf("filter rebuilt with %d keys, want %d (events + visitors)", got, want)
+	if got, want := s.w.seen.keys(), (n+3)+n/10+n/30+2; got != want {
+		t.Fatalf("filter rebuilt with %d keys, want %d (events, clients, visitors, prefixes)", got, want)
 	}
 	res := mustAppend(t, s, "site", batchOf("e", 1000, 200)...)
 	if res.Stored != 0 || res.Duplicates != 200 {
@@ -81,6 +84,16 @@ func TestSeenFilterRestart(t *testing.T) {
 	}
 	if got := feature(t, s, "site", "new-s", "sessions_30d", t0+int64(n)*sec); got != 3 {
 		t.Fatalf("sessions_30d of a known visitor after restart = %v, want 3", got)
+	}
+	if got := feature(t, s, "site", "new-s", "prior_monetary", t0+int64(n)*sec); got != 15 {
+		t.Fatalf("prior_monetary of a known visitor after restart = %v, want 15", got)
+	}
+	// The link (u1) is found after the restart: another anonymous id of u1 gets ea0's history.
+	mustAppend(t, s, "site", identify("i2", "other-s", "other-a", "u1", t0+int64(n)*sec))
+	ev2 := pv("new2", "other-s2", "other-a", t0+int64(n+1)*sec+hr, "/")
+	mustAppend(t, s, "site", ev2)
+	if got := feature(t, s, "site", "other-s2", "prior_conversions", ev2.TS); got != 2 {
+		t.Fatalf("prior_conversions through the link after restart = %v, want 2", got)
 	}
 }
 

@@ -331,6 +331,14 @@ func (c *chunk) setIdx(prefix []byte, ts int64, tail string, val []byte) error {
 	return nil
 }
 
+// setIdxSeen is setIdx for an index whose prefixes the seen filter tracks.
+func (c *chunk) setIdxSeen(prefix []byte, ts int64, tail string, val []byte) error {
+	if _, ok := c.idx[string(prefix)]; !ok {
+		c.seen = append(c.seen, c.s.w.seen.hash(prefix))
+	}
+	return c.setIdx(prefix, ts, tail, val)
+}
+
 // discard releases the chunk's transactions.
 func (c *chunk) discard() {
 	c.txn.Discard()
@@ -385,6 +393,9 @@ func (c *chunk) currentSession(site, clientID string, sc *features.Schema) (*liv
 	id, ok := c.clients[string(ck)]
 	if !ok {
 		id, ok = c.s.w.clients.get(string(ck))
+	}
+	if !ok && !c.s.w.seen.mayContain(c.s.w.seen.hash(ck)) {
+		return nil, nil // a client id never written
 	}
 	if !ok {
 		item, err := c.txn.Get(ck)
@@ -449,6 +460,13 @@ func (c *chunk) loadSession(site, id string, sc *features.Schema) (*liveSession,
 	return ls, nil
 }
 
+// noneCommitted reports that no committed key has the per-visitor prefix (conversions or
+// links by anonymous id), per the seen filter; false ("maybe") for other namespaces.
+func (c *chunk) noneCommitted(prefix []byte) bool {
+	w := &c.s.w
+	return seenPrefixNS(prefix[0]) && !w.seen.mayContain(w.seen.hash(prefix))
+}
+
 // visitorKnown reports whether an anonymous id has any indexed session (committed or in the
 // current transaction).
 func (c *chunk) visitorKnown(vk []byte) (bool, error) {
@@ -482,7 +500,7 @@ func (c *chunk) newSession(site, id string, visit int, ev *features.Event, sc *f
 	}
 	var hist features.VisitorHistory
 	if known {
-		if hist, err = computeHistory(historySource{txn: c.snap, overlay: c.idx}, site, anon, ev.TS); err != nil {
+		if hist, err = computeHistory(historySource{txn: c.snap, overlay: c.idx, none: c.noneCommitted}, site, anon, ev.TS); err != nil {
 			return nil, err
 		}
 	}
@@ -513,6 +531,9 @@ func (c *chunk) newSession(site, id string, visit int, ev *features.Event, sc *f
 	ck := key(nsClient, site, ev.SessionID)
 	if err := c.set(ck, []byte(id)); err != nil {
 		return nil, err
+	}
+	if visit == 1 {
+		c.seen = append(c.seen, c.s.w.seen.hash(ck))
 	}
 	c.clients[string(ck)] = id
 	c.sessions[string(ls.key)] = ls
@@ -600,12 +621,12 @@ func (c *chunk) add(r *request, sc *features.Schema, i int) error {
 		}
 	case features.MacroConversion:
 		v := binary.LittleEndian.AppendUint64(nil, math.Float64bits(ev.Value))
-		if err := c.setIdx(key(nsConversion, site, rec.Anon), ev.TS, ev.EventID, v); err != nil {
+		if err := c.setIdxSeen(key(nsConversion, site, rec.Anon), ev.TS, ev.EventID, v); err != nil {
 			return err
 		}
 	case features.Identify:
 		if ev.UserID != "" {
-			if err := c.setIdx(key(nsLinkByAnon, site, rec.Anon), ev.TS, ev.EventID, []byte(ev.UserID)); err != nil {
+			if err := c.setIdxSeen(key(nsLinkByAnon, site, rec.Anon), ev.TS, ev.EventID, []byte(ev.UserID)); err != nil {
 				return err
 			}
 			if err := c.setIdx(key(nsLinkByUser, site, ev.UserID), ev.TS, ev.EventID, []byte(rec.Anon)); err != nil {

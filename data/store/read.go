@@ -306,33 +306,42 @@ func (s *Store) Identities(ctx context.Context, site, userID string) ([]Identity
 // ScanSessions calls fn for every logged session of a site that started in [fromTS, toTS), in
 // start-time order. Sessions whose first event had no consent are not listed.
 func (s *Store) ScanSessions(ctx context.Context, site string, fromTS, toTS int64, fn func(SessionInfo) error) error {
+	return s.view(func(txn *badger.Txn) error {
+		return scanSessionRecords(ctx, txn, site, fromTS, toTS, "scan sessions", func(id string, rec *sessionRecord) error {
+			return fn(rec.info(site, id))
+		})
+	})
+}
+
+// scanSessionRecords walks the sessions-by-time index of a site over [fromTS, toTS) inside txn
+// and calls fn with each session's id and decoded record, in start-time order. op names the
+// caller in errors.
+func scanSessionRecords(ctx context.Context, txn *badger.Txn, site string, fromTS, toTS int64, op string, fn func(id string, rec *sessionRecord) error) error {
 	prefix := key(nsSessionByTime, site)
 	start := appendTS(append([]byte(nil), prefix...), fromTS)
 	end := appendTS(append([]byte(nil), prefix...), toTS)
-	return s.view(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: false})
-		defer it.Close()
-		for it.Seek(start); it.ValidForPrefix(prefix); it.Next() {
-			if err := ctx.Err(); err != nil {
-				return fmt.Errorf("store: scan sessions: %w", err)
-			}
-			k := it.Item().Key()
-			if string(k[:len(end)]) >= string(end) {
-				break
-			}
-			id := string(k[len(prefix)+8:])
-			item, err := txn.Get(key(nsSession, site, id))
-			if err != nil {
-				return fmt.Errorf("store: scan sessions: session %q: %w", id, err)
-			}
-			var rec sessionRecord
-			if err := item.Value(func(v []byte) error { return decodeSession(v, &rec) }); err != nil {
-				return err
-			}
-			if err := fn(rec.info(site, id)); err != nil {
-				return err
-			}
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: false})
+	defer it.Close()
+	for it.Seek(start); it.ValidForPrefix(prefix); it.Next() {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("store: %s: %w", op, err)
 		}
-		return nil
-	})
+		k := it.Item().Key()
+		if string(k[:len(end)]) >= string(end) {
+			break
+		}
+		id := string(k[len(prefix)+8:])
+		item, err := txn.Get(key(nsSession, site, id))
+		if err != nil {
+			return fmt.Errorf("store: %s: session %q: %w", op, id, err)
+		}
+		var rec sessionRecord
+		if err := item.Value(func(v []byte) error { return decodeSession(v, &rec) }); err != nil {
+			return err
+		}
+		if err := fn(id, &rec); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -15,37 +15,13 @@ import (
 // path for training (replay each session as of any decision time with Schema.Replay). fn must
 // not keep evs after it returns.
 func (s *Store) ReplayAll(ctx context.Context, site string, fromTS, toTS int64, fn func(info SessionInfo, hist features.VisitorHistory, evs []features.Event) error) error {
-	prefix := key(nsSessionByTime, site)
-	start := appendTS(append([]byte(nil), prefix...), fromTS)
-	end := appendTS(append([]byte(nil), prefix...), toTS)
 	return s.view(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: false})
-		defer it.Close()
-		for it.Seek(start); it.ValidForPrefix(prefix); it.Next() {
-			if err := ctx.Err(); err != nil {
-				return fmt.Errorf("store: replay all: %w", err)
-			}
-			k := it.Item().Key()
-			if string(k[:len(end)]) >= string(end) {
-				break
-			}
-			id := string(k[len(prefix)+8:])
-			item, err := txn.Get(key(nsSession, site, id))
-			if err != nil {
-				return fmt.Errorf("store: replay all: session %q: %w", id, err)
-			}
-			var rec sessionRecord
-			if err := item.Value(func(v []byte) error { return decodeSession(v, &rec) }); err != nil {
-				return err
-			}
+		return scanSessionRecords(ctx, txn, site, fromTS, toTS, "replay all", func(id string, rec *sessionRecord) error {
 			hist, evs, err := replayInput(txn, site, id)
 			if err != nil {
 				return fmt.Errorf("store: replay all: %w", err)
 			}
-			if err := fn(rec.info(site, id), hist, evs); err != nil {
-				return err
-			}
-		}
-		return nil
+			return fn(rec.info(site, id), hist, evs)
+		})
 	})
 }

@@ -228,17 +228,7 @@ func (s *Store) Model(ctx context.Context, site string, version int) (*ModelReco
 }
 
 func readModel(txn *badger.Txn, site string, version int, rec *ModelRecord) error {
-	if version <= 0 {
-		return ErrNotFound
-	}
-	item, err := txn.Get(modelKey(site, version, modelPartMeta))
-	if err == badger.ErrKeyNotFound {
-		return ErrNotFound
-	}
-	if err != nil {
-		return err
-	}
-	if err := item.Value(func(v []byte) error { return decodeModelRecord(v, rec) }); err != nil {
+	if err := readModelMeta(txn, site, version, rec); err != nil {
 		return err
 	}
 	rec.Site = site

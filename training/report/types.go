@@ -30,6 +30,14 @@ type Query struct {
 	AttributionWindow time.Duration
 	// HalfLife is the time-decay model's half-life; 0 means 7 days.
 	HalfLife time.Duration
+	// Outcome defines a decision's outcome for the lift section: "visitor" (default) is the
+	// training pipeline's label, a macro conversion by the decision's visitor (anonymous id)
+	// within Window after the decision; "session" is a macro conversion later in the
+	// decision's own session.
+	Outcome string
+	// Window is the outcome window of Outcome "visitor"; 0 means the training pipeline's
+	// label window (pipeline.DefaultWindow, 24h).
+	Window time.Duration
 }
 
 // Report is everything the dashboard shows, in one value.
@@ -100,6 +108,9 @@ type SeriesPoint struct {
 // FunnelStep is one phase of the site's configuration, in order.
 type FunnelStep struct {
 	Phase string `json:"phase"`
+	// Kind is "phase" for the site's phases and "macro" for the last step, the sessions with
+	// a macro conversion (Phase is then the macro conversion's name).
+	Kind string `json:"kind"`
 	// Sessions that reached this phase (any of its milestones, or the phase's entry).
 	Sessions int64 `json:"sessions"`
 	// OfFirst is Sessions / sessions of the first step; FromPrevious is Sessions /

@@ -3,6 +3,9 @@ package report
 import (
 	"context"
 	"errors"
+	"fmt"
+	"math"
+	"strings"
 	"testing"
 	"time"
 
@@ -229,5 +232,145 @@ func TestGroupAndRange(t *testing.T) {
 	}
 	if r.Overview.Sessions.Value != 8 || len(r.Series) != 8 {
 		t.Errorf("zero query: %v sessions, %d buckets", r.Overview.Sessions.Value, len(r.Series))
+	}
+}
+
+func TestAttributionByHand(t *testing.T) {
+	r := handReport(t)
+	const (
+		fb     = "facebook.com / social"
+		google = "google / cpc"
+	)
+	h := float64((7 * 24 * time.Hour).Milliseconds())
+	ms := func(d time.Duration) float64 { return float64(d.Milliseconds()) }
+	// time decay: conversion 1 (10:04, value 80) has touches a0 (5d 1h04m before) and s1 (4m);
+	// conversion 2 (14:05, value 60) a0 (5d 5h05m), s1 (4h05m), s3 (5m).
+	w1 := []float64{math.Exp2(-ms(5*24*time.Hour+64*time.Minute) / h), math.Exp2(-ms(4*time.Minute) / h)}
+	w2 := []float64{math.Exp2(-ms(5*24*time.Hour+305*time.Minute) / h), math.Exp2(-ms(245*time.Minute) / h), math.Exp2(-ms(5*time.Minute) / h)}
+	s1, s2 := w1[0]+w1[1], w2[0]+w2[1]+w2[2]
+	type cr struct{ conv, rev float64 }
+	want := map[string]map[string]cr{
+		"first_touch":    {fb: {2, 140}},
+		"last_touch":     {google: {1, 80}, "direct": {1, 60}},
+		"linear":         {fb: {0.5 + 1.0/3, 40 + 20}, google: {0.5 + 1.0/3, 40 + 20}, "direct": {1.0 / 3, 20}},
+		"time_decay":     {fb: {w1[0]/s1 + w2[0]/s2, 80*w1[0]/s1 + 60*w2[0]/s2}, google: {w1[1]/s1 + w2[1]/s2, 80*w1[1]/s1 + 60*w2[1]/s2}, "direct": {w2[2] / s2, 60 * w2[2] / s2}},
+		"position_based": {fb: {0.5 + 0.4, 40 + 24}, google: {0.5 + 0.2, 40 + 12}, "direct": {0.4, 24}},
+	}
+	if len(r.Attribution) != len(Models) {
+		t.Fatalf("%d models", len(r.Attribution))
+	}
+	for i, a := range r.Attribution {
+		t.Run(a.Model, func(t *testing.T) {
+			if a.Model != Models[i] {
+				t.Fatalf("model %d is %s", i, a.Model)
+			}
+			chans := 0
+			share := map[string]float64{}
+			for j, c := range a.Rows {
+				share[c.Kind] += c.Share
+				if j > 0 && c.Conversions > a.Rows[j-1].Conversions {
+					t.Errorf("rows not sorted by conversions: %+v", a.Rows)
+				}
+				switch c.Kind {
+				case "channel":
+					chans++
+					w, ok := want[a.Model][c.Touch]
+					if !ok {
+						t.Errorf("unexpected channel %q", c.Touch)
+						continue
+					}
+					checkNear(t, c.Touch+" conversions", c.Conversions, w.conv)
+					checkNear(t, c.Touch+" revenue", c.Revenue, w.rev)
+					checkNear(t, c.Touch+" share", c.Share, w.conv/2)
+				case "intervention":
+					// one touch per conversion: every model gives it the whole conversion
+					switch c.Touch {
+					case NoIntervention:
+						checkNear(t, "none", c.Revenue, 80)
+					case "discount10":
+						checkNear(t, "discount10", c.Revenue, 60)
+					default:
+						t.Errorf("unexpected intervention %q", c.Touch)
+					}
+					checkNear(t, c.Touch+" conversions", c.Conversions, 1)
+				}
+			}
+			if chans != len(want[a.Model]) {
+				t.Errorf("%d channel rows, want %d: %+v", chans, len(want[a.Model]), a.Rows)
+			}
+			checkNear(t, "channel shares", share["channel"], 1)
+			checkNear(t, "intervention shares", share["intervention"], 1)
+		})
+	}
+}
+
+func TestAttributionWeights(t *testing.T) {
+	for _, c := range []struct {
+		model string
+		n     int
+		want  []float64
+	}{
+		{"position_based", 1, []float64{1}},
+		{"position_based", 2, []float64{0.5, 0.5}},
+		{"position_based", 3, []float64{0.4, 0.2, 0.4}},
+		{"position_based", 4, []float64{0.4, 0.1, 0.1, 0.4}},
+		{"first_touch", 3, []float64{1, 0, 0}},
+		{"last_touch", 3, []float64{0, 0, 1}},
+		{"linear", 4, []float64{0.25, 0.25, 0.25, 0.25}},
+		// touches 2 and 1 half-lives before the conversion, and at it: 1/4, 1/2, 1 normalised
+		{"time_decay", 3, []float64{0.25 / 1.75, 0.5 / 1.75, 1 / 1.75}},
+	} {
+		t.Run(fmt.Sprintf("%s/%d", c.model, c.n), func(t *testing.T) {
+			ts := make([]int64, c.n)
+			for i := range ts {
+				ts[i] = int64(10 - c.n + 1 + i) // 8, 9, 10 for n = 3
+			}
+			got := weights(c.model, ts, 10, 1, nil)
+			for i := range c.want {
+				checkNear(t, fmt.Sprint("w", i), got[i], c.want[i])
+			}
+		})
+	}
+}
+
+func TestLiftAndImpactByHand(t *testing.T) {
+	r := handReport(t)
+	if len(r.Lift) != 2 || r.Lift[0].Arm != "policy" || r.Lift[1].Arm != "discount10" {
+		t.Fatalf("lift arms %+v", r.Lift)
+	}
+	// one treatment session (s3, whose visitor converts within 24h after the decision), no holdout
+	if p := r.Lift[0]; p.Sessions != 1 || p.Conversions != 1 || p.HoldoutSessions != 0 || p.Cost != 3 {
+		t.Errorf("policy %+v", p)
+	}
+	hasNote := func(sub string) bool {
+		for _, n := range r.Notes {
+			if strings.Contains(n, sub) {
+				return true
+			}
+		}
+		return false
+	}
+	for _, n := range []string{"no holdout sessions", "arm discount10: no comparable decisions"} {
+		if !hasNote(n) {
+			t.Errorf("no note %q in %q", n, r.Notes)
+		}
+	}
+	// Impact: d1 is on s3 at 14:01 (1 page view, no milestone): discount10 was shown (so
+	// possible), chat_offer needs 3 page views, help_tip is eligible with EV 0.001*60-0.1 < 0;
+	// discount10's EV is 0.1*60-3 = 3.
+	im := r.Impact
+	if im.ModelVersion != "v2" || len(im.ByThreshold) != 11 || len(im.ByBudget) != 10 {
+		t.Fatalf("impact %+v", im)
+	}
+	want := ImpactPoint{Threshold: 0, Budget: 0.5, Treated: 1, TreatedShare: 1, IncrementalConversions: 0.1,
+		IncrementalRevenue: 6, Cost: 3, ROI: 1}
+	got := im.Current
+	if got.Treated != want.Treated || !near(got.Budget, want.Budget) || !near(got.IncrementalConversions, 0.1) ||
+		!near(got.IncrementalRevenue, 6) || !near(got.Cost, 3) || !near(got.ROI, 1) {
+		t.Errorf("current %+v, want %+v", got, want)
+	}
+	checkNear(t, "max threshold", im.ByThreshold[10].Threshold, 3)
+	if im.ByThreshold[10].Treated != 1 {
+		t.Errorf("at the max EV threshold the decision is still treated: %+v", im.ByThreshold[10])
 	}
 }

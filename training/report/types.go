@@ -146,7 +146,11 @@ type Interval struct {
 // the whole policy (treatment group against holdout group); other arms are interventions,
 // estimated with the logged assignment probabilities (see the package doc).
 type Lift struct {
-	Arm              string  `json:"arm"`
+	Arm string `json:"arm"`
+	// Method is "newcombe_hybrid_score" (arm "policy": sessions, treatment against holdout)
+	// or "hajek_ipw" (an intervention: logged decisions, inverse propensity weighted, where
+	// Holdout* are the comparable decisions that showed no intervention).
+	Method           string  `json:"method"`
 	Sessions         int64   `json:"sessions"`
 	Conversions      int64   `json:"conversions"`
 	Rate             float64 `json:"rate"`

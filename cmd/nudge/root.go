@@ -28,6 +28,7 @@ var subcommands = []func(*app) *cobra.Command{
 	newBenchCmd,
 	newDemoCmd,
 	newTrainCmd, newModelsCmd, newPredictCmd,
+	newReportCmd,
 }
 
 // exitError carries a specific exit code out of a command.

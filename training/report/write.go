@@ -168,6 +168,10 @@ func (r *Report) WriteText(out io.Writer) error {
 	p("metric\tvalue\tprevious\tchange\t\n")
 	for _, m := range r.Overview.Metrics() {
 		v, prev := f2(m.Metric.Value), f2(m.Metric.Previous)
+		switch m.Name {
+		case "sessions", "visitors", "conversions", "decisions", "exposures":
+			v, prev = strconv.FormatFloat(m.Metric.Value, 'f', 0, 64), strconv.FormatFloat(m.Metric.Previous, 'f', 0, 64)
+		}
 		if strings.HasSuffix(m.Name, "_rate") || m.Name == "intervention_ctr" {
 			v, prev = pct(m.Metric.Value), pct(m.Metric.Previous)
 		}

@@ -2,13 +2,19 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"strconv"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/nudgehq/nudge/data/config"
+	"github.com/nudgehq/nudge/data/store"
+	"github.com/nudgehq/nudge/model"
+	"github.com/nudgehq/nudge/model/policy"
 
 	"github.com/nudgehq/nudge/serve"
+	"github.com/nudgehq/nudge/training/uplift"
 )
 
 // BenchmarkDecide is the whole in-process decision (serve.Server.Decide): the session's live
@@ -93,7 +99,122 @@ func BenchmarkDecide(b *testing.B) {
 			b.ReportMetric(float64(treated)/float64(b.N), "treated/op")
 		})
 	}
+	b.Run("parts", func(b *testing.B) { benchDecideParts(b, f) })
 	f.env.close()
+}
+
+// benchDecideParts times the parts of the decision one by one on the fixture's store and
+// promoted models, for the breakdown of BenchmarkDecide: the store's live read (warm, from the
+// caches), the propensity model, the uplift model (all arms), the policy, and the decision
+// log's handoff (LogDecision of a fresh record; the writer goroutine's work shows in
+// cpu-ns/op). The models' shapes are reported as metrics.
+func benchDecideParts(b *testing.B, f *decideFixture) {
+	ctx := context.Background()
+	env := f.env
+	site := &f.cfg.Sites[0]
+	sch, err := schemas(f.cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	sc, err := sch(site.ID)
+	if err != nil {
+		b.Fatal(err)
+	}
+	m, err := modelLoader{env.st}.LoadPromoted(ctx, site.ID)
+	if err != nil {
+		b.Fatal(err)
+	}
+	vecs := make([][]float64, len(f.sessions))
+	for i, s := range f.sessions {
+		vecs[i] = make([]float64, sc.Len())
+		if _, _, err := env.st.LiveSession(ctx, site.ID, s, time.Now().UnixMilli(), vecs[i]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	nArms := len(m.Uplift.Arms()) - 1
+	shape := func(name string, bm any) {
+		if c, ok := bm.(*model.Calibrated); ok {
+			bm = c.Base
+		}
+		if e, ok := bm.(*model.Ensemble); ok {
+			b.Logf("%s: %d trees, %d nodes", name, e.NumTrees(), len(e.Feature))
+		}
+	}
+	shape("propensity", m.Propensity)
+	if t, ok := m.Uplift.(*uplift.TModel); ok {
+		for k, o := range t.Outcome {
+			shape("uplift arm "+t.Arms()[k], o)
+		}
+	}
+	run := func(name string, fn func(i int)) {
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			cpu0 := processCPU()
+			b.ResetTimer()
+			for i := 0; b.Loop(); i++ {
+				fn(i)
+			}
+			b.StopTimer()
+			b.ReportMetric(float64((processCPU()-cpu0).Nanoseconds())/float64(b.N), "cpu-ns/op")
+		})
+	}
+	out := make([]float64, sc.Len())
+	now := time.Now().UnixMilli()
+	run("read", func(i int) {
+		if _, _, err := env.st.LiveSession(ctx, site.ID, f.sessions[i%len(f.sessions)], now, out); err != nil {
+			b.Fatal(err)
+		}
+	})
+	run("propensity", func(i int) {
+		if _, err := m.Propensity.Score(vecs[i%len(vecs)]); err != nil {
+			b.Fatal(err)
+		}
+	})
+	upl := make([]float64, nArms)
+	run("uplift", func(i int) {
+		if err := m.Uplift.Predict(vecs[i%len(vecs)], upl); err != nil {
+			b.Fatal(err)
+		}
+	})
+	params, ivs := serve.PolicyParams(site, func() config.Policy { p := site.Policy; p.Budget = config.Budget{}; return p }())
+	pol, err := policy.New(sc, params, ivs)
+	if err != nil {
+		b.Fatal(err)
+	}
+	upls := make([][]float64, len(vecs))
+	for i, v := range vecs {
+		upls[i] = make([]float64, nArms)
+		if err := m.Uplift.Predict(v, upls[i]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	var dec policy.Decision
+	ids := make([]string, 4096)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("%032x", i*7919)
+	}
+	run("policy", func(i int) {
+		k := i % len(vecs)
+		req := policy.Request{DecisionID: ids[i%len(ids)], Visitor: f.sessions[k], Session: f.sessions[k],
+			Page: "/cart", Features: vecs[k], Propensity: 0.1, Uplift: upls[k], Now: time.UnixMilli(now)}
+		if err := pol.Decide(&req, &dec); err != nil {
+			b.Fatal(err)
+		}
+	})
+	ivIDs := make([]string, len(site.Interventions))
+	for i := range site.Interventions {
+		ivIDs[i] = site.Interventions[i].ID
+	}
+	run("log", func(i int) {
+		k := i % len(vecs)
+		rec := &store.DecisionRecord{ID: "bench-" + strconv.Itoa(i), Site: site.ID, Session: f.sessions[k], AnonymousID: "a",
+			Page: "/cart", TS: now, Group: "treatment", Arm: ivIDs[0], Probability: 0.5, Propensity: 0.1,
+			Interventions: ivIDs, Uplift: upls[k], PropensityVersion: 1, UpliftVersion: 2, Fingerprint: sc.Fingerprint,
+			Reason: "bench"}
+		if err := env.st.LogDecision(ctx, rec); err != nil {
+			b.Fatal(err)
+		}
+	})
 }
 
 // processCPU returns the user+system CPU time of this process so far.

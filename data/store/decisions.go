@@ -103,19 +103,34 @@ func onlyDecisions(reqs []*request) bool {
 }
 
 // writeDecisions writes a group of decisions in one Badger write batch (split by Badger as
-// needed), without the chunk overlay ingest needs and without an fsync.
+// needed), without the chunk overlay ingest needs and without an fsync. The keys and values
+// of the whole group are laid out in one buffer.
 func (s *Store) writeDecisions(reqs []*request) error {
 	wb := s.db.NewWriteBatch()
 	defer wb.Cancel()
-	buf := make([]byte, 0, 256*len(reqs))
+	n := 0
+	for _, r := range reqs {
+		n += decisionSizeHint(r.decision)
+	}
+	buf := make([]byte, 0, n)
 	for _, r := range reqs {
 		rec := r.decision
 		start := len(buf)
+		buf = appendDecisionKey(buf, rec.Site, rec.TS, rec.ID)
+		k := buf[start:len(buf):len(buf)]
+		start = len(buf)
 		buf = appendDecision(buf, rec)
-		if err := wb.Set(decisionKey(rec.Site, rec.TS, rec.ID), buf[start:len(buf):len(buf)]); err != nil {
+		if err := wb.Set(k, buf[start:len(buf):len(buf)]); err != nil {
 			return fmt.Errorf("store: write decision: %w", err)
 		}
-		if err := wb.Set(key(nsDecisionByID, rec.Site, rec.ID), appendTS(nil, rec.TS)); err != nil {
+		start = len(buf)
+		buf = append(buf, nsDecisionByID)
+		buf = appendStr(buf, rec.Site)
+		buf = appendStr(buf, rec.ID)
+		k = buf[start:len(buf):len(buf)]
+		start = len(buf)
+		buf = appendTS(buf, rec.TS)
+		if err := wb.Set(k, buf[start:len(buf):len(buf)]); err != nil {
 			return fmt.Errorf("store: write decision: %w", err)
 		}
 	}
@@ -123,6 +138,27 @@ func (s *Store) writeDecisions(reqs []*request) error {
 		return fmt.Errorf("store: write decisions: %w", err)
 	}
 	return nil
+}
+
+// decisionSizeHint is an upper bound of the bytes writeDecisions lays out for rec (its two
+// keys, its encoding and the index value), when its strings are shorter than 16 KiB.
+func decisionSizeHint(r *DecisionRecord) int {
+	n := 2*(1+2*3+len(r.Site)+len(r.ID)) + 8 + 8 // keys: ns, 3 length prefixes, ts; index value
+	n += 1 + 9*3 + len(r.ID) + len(r.Session) + len(r.AnonymousID) + len(r.UserID) + len(r.Page) +
+		len(r.Group) + len(r.Arm) + len(r.Fingerprint) + len(r.Reason)
+	n += 10 + 16 + 4*10 + 8*len(r.Uplift) // ts, two floats, four uvarints, uplift
+	for _, iv := range r.Interventions {
+		n += 3 + len(iv)
+	}
+	return n
+}
+
+// appendDecisionKey appends decisionKey(site, ts, id).
+func appendDecisionKey(b []byte, site string, ts int64, id string) []byte {
+	b = append(b, nsDecisionLog)
+	b = appendStr(b, site)
+	b = appendTS(b, ts)
+	return append(b, id...)
 }
 
 // linkExposure records that event eventID exposed decision decisionID (first exposure wins

@@ -184,3 +184,25 @@ func TestLogDecisionOverloaded(t *testing.T) {
 	}
 	close(block)
 }
+
+// TestDecisionLayout checks the one-buffer layout of writeDecisions against the key builders
+// the readers use, and that the size hint bounds what is laid out.
+func TestDecisionLayout(t *testing.T) {
+	recs := []*DecisionRecord{
+		{ID: "d1", Site: "shop", TS: t0, Group: "treatment"},
+		{ID: "0123456789abcdef0123456789abcdef", Site: "a-rather-longer-site-id", Session: "s~2",
+			AnonymousID: "anon", UserID: "user", Page: "/checkout/step-2", TS: -5, Group: "explore",
+			Arm: "chat_offer", Probability: 0.05, Propensity: 0.3, Interventions: []string{"discount10", "chat_offer", "help_tip"},
+			Uplift: []float64{0.01, 0.02, 0.03}, PropensityVersion: 1 << 40, UpliftVersion: 300,
+			Fingerprint: "0123456789abcdef", Reason: "exploration: random eligible intervention chat_offer"},
+	}
+	for _, r := range recs {
+		if got, want := appendDecisionKey([]byte("x"), r.Site, r.TS, r.ID), append([]byte("x"), decisionKey(r.Site, r.TS, r.ID)...); string(got) != string(want) {
+			t.Errorf("appendDecisionKey = %x, want %x", got, want)
+		}
+		laid := len(decisionKey(r.Site, r.TS, r.ID)) + len(appendDecision(nil, r)) + len(key(nsDecisionByID, r.Site, r.ID)) + 8
+		if h := decisionSizeHint(r); h < laid {
+			t.Errorf("size hint %d < %d bytes laid out for %q", h, laid, r.ID)
+		}
+	}
+}

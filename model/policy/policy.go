@@ -24,6 +24,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
 	"strings"
 	"time"
 
@@ -118,6 +119,7 @@ type Policy struct {
 	deviceIdx          [3]int // mobile, tablet, desktop
 	phaseAllowed       [][]bool
 	deviceAllowed      [][3]bool
+	exploreReason      []string // per intervention: the reason of an exploring decision that takes it
 
 	counters *counters
 }
@@ -185,6 +187,7 @@ func New(s *features.Schema, p Params, ivs []Intervention) (*Policy, error) {
 			}
 		}
 		pol.deviceAllowed = append(pol.deviceAllowed, dev)
+		pol.exploreReason = append(pol.exploreReason, "exploration: random eligible intervention "+iv.ID)
 	}
 	return pol, nil
 }
@@ -317,7 +320,7 @@ func (p *Policy) Decide(req *Request, out *Decision) error {
 			}
 		}
 		if out.Arm >= 0 {
-			out.Reason = fmt.Sprintf("exploration: random eligible intervention %s", p.ivs[out.Arm].ID)
+			out.Reason = p.exploreReason[out.Arm]
 		} else {
 			out.Reason = "exploration: random choice of no intervention"
 		}
@@ -325,14 +328,16 @@ func (p *Policy) Decide(req *Request, out *Decision) error {
 		out.Group, out.Arm = Treatment, greedy
 		switch {
 		case greedy >= 0:
-			out.Reason = fmt.Sprintf("%s has the highest expected value (%.2f = uplift %.3f x %.2f - cost %.2f)",
-				p.ivs[greedy].ID, best, req.Uplift[greedy], p.p.Value, p.ivs[greedy].Cost)
+			out.Reason = greedyReason(p.ivs[greedy].ID, best, req.Uplift[greedy], p.p.Value, p.ivs[greedy].Cost)
 		case nElig == 0:
 			out.Reason = "no intervention is eligible (rules, caps or budget)"
 		case req.Uplift == nil:
 			out.Reason = "no uplift model is promoted"
 		default:
-			out.Reason = fmt.Sprintf("no eligible intervention has a positive expected value above the threshold (best %.2f)", best)
+			var buf [128]byte
+			b := append(buf[:0], "no eligible intervention has a positive expected value above the threshold (best "...)
+			b = strconv.AppendFloat(b, best, 'f', 2, 64)
+			out.Reason = string(append(b, ')'))
 		}
 	}
 	out.Probability = prob(out.Arm)
@@ -344,6 +349,22 @@ func (p *Policy) Decide(req *Request, out *Decision) error {
 	}
 	b.count(out.Arm >= 0, cost)
 	return nil
+}
+
+// greedyReason is fmt.Sprintf("%s has the highest expected value (%.2f = uplift %.3f x %.2f -
+// cost %.2f)", ...) in one allocation (the decide path's hot case).
+func greedyReason(id string, ev, uplift, value, cost float64) string {
+	var buf [192]byte
+	b := append(buf[:0], id...)
+	b = append(b, " has the highest expected value ("...)
+	b = strconv.AppendFloat(b, ev, 'f', 2, 64)
+	b = append(b, " = uplift "...)
+	b = strconv.AppendFloat(b, uplift, 'f', 3, 64)
+	b = append(b, " x "...)
+	b = strconv.AppendFloat(b, value, 'f', 2, 64)
+	b = append(b, " - cost "...)
+	b = strconv.AppendFloat(b, cost, 'f', 2, 64)
+	return string(append(b, ')'))
 }
 
 func dayOf(t time.Time, loc *time.Location) int32 {

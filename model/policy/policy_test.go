@@ -3,6 +3,7 @@ package policy
 import (
 	"fmt"
 	"math"
+	"strings"
 	"testing"
 	"time"
 
@@ -317,5 +318,56 @@ func TestBudgetFirstDecisionOfTheDayCanTreat(t *testing.T) {
 	}
 	if d.Arm != 0 {
 		t.Fatalf("first decision of the day with a 50%% share budget: arm %d (%s)", d.Arm, d.Reason)
+	}
+}
+
+// TestReasonsMatchFormat checks the hand-built reasons against the fmt formats they replace,
+// on values that round differently at 2 and 3 decimals, negatives, NaN and infinities.
+func TestReasonsMatchFormat(t *testing.T) {
+	vals := []float64{0, 1, -1, 0.005, 0.0049999, 12.3456, -0.001, 1e9, math.NaN(), math.Inf(1), math.Inf(-1), math.Copysign(0, -1)}
+	for _, ev := range vals {
+		for _, u := range vals {
+			want := fmt.Sprintf("%s has the highest expected value (%.2f = uplift %.3f x %.2f - cost %.2f)", "iv", ev, u, 60.0, u)
+			if got := greedyReason("iv", ev, u, 60, u); got != want {
+				t.Fatalf("greedyReason = %q, want %q", got, want)
+			}
+		}
+	}
+}
+
+// TestReasons checks the reason of each kind of decision.
+func TestReasons(t *testing.T) {
+	s := testSchema(t)
+	ivs := []Intervention{{ID: "a", Cost: 3}, {ID: "b", Cost: 1}}
+	x := vec(t, s, 2, 5, "mobile")
+	tests := []struct {
+		name   string
+		params Params
+		uplift []float64
+		want   string
+	}{
+		{"greedy", Params{Value: 60}, []float64{0.1, 0.02}, "a has the highest expected value (3.00 = uplift 0.100 x 60.00 - cost 3.00)"},
+		{"below threshold", Params{Value: 60, Threshold: 5}, []float64{0.1, 0.02}, "no eligible intervention has a positive expected value above the threshold (best 3.00)"},
+		{"negative", Params{Value: 60}, []float64{-0.1, -0.02}, "no eligible intervention has a positive expected value above the threshold (best -2.20)"},
+		{"no model", Params{Value: 60}, nil, "no uplift model is promoted"},
+		{"explore", Params{Value: 60, ExplorationShare: 0.999}, []float64{0.1, 0.02}, "exploration: "},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			pol, err := New(s, tc.params, ivs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var d Decision
+			if err := pol.Decide(&Request{DecisionID: "d", Visitor: "v", Session: "s", Features: x, Uplift: tc.uplift, Now: day}, &d); err != nil {
+				t.Fatal(err)
+			}
+			if !strings.HasPrefix(d.Reason, tc.want) {
+				t.Fatalf("reason %q, want %q", d.Reason, tc.want)
+			}
+			if d.Group == Explore && d.Arm >= 0 && d.Reason != "exploration: random eligible intervention "+ivs[d.Arm].ID {
+				t.Fatalf("exploring reason %q for arm %d", d.Reason, d.Arm)
+			}
+		})
 	}
 }

@@ -165,13 +165,58 @@ func benchIngest(ctx context.Context, o benchOptions, log *slog.Logger) (benchRe
 	defer os.RemoveAll(dir)
 
 	cfg := config.Demo()
-	site := &cfg.Sites[0]
 	now := time.Now()
 	bodies := benchBodies(o.events, o.batch, now)
 	lim := wire.DefaultLimits()
 	lim.MaxEvents = max(lim.MaxEvents, o.batch)
 
-	st, err := openStore(ctx, cfg, storeOptions{dir: filepath.Join(dir, "http"), noSync: o.noSync}, log)
+	var res benchResult
+	// Each phase runs under a pprof label (phase=http|direct|raw) that the goroutines it
+	// starts (server, store writer, Badger) inherit: `go tool pprof -tagfocus phase=http`.
+	pprof.Do(ctx, pprof.Labels("phase", "http"), func(ctx context.Context) {
+		res, err = benchHTTP(ctx, o, cfg, filepath.Join(dir, "http"), bodies, lim, log)
+	})
+	if err != nil {
+		return res, err
+	}
+
+	// The same events, decoded by the same code.
+	batches := make([][]features.Event, len(bodies))
+	evs := make([]features.Event, 0, o.events)
+	for i, b := range bodies {
+		dec, err := wire.DecodeBatch(b, now, lim, true)
+		if err != nil || len(dec.Errors) > 0 {
+			return res, fmt.Errorf("bench: decode for baseline: %v %v", err, dec.Errors)
+		}
+		batches[i] = dec.Events
+		evs = append(evs, dec.Events...)
+	}
+	if o.direct {
+		pprof.Do(ctx, pprof.Labels("phase", "direct"), func(ctx context.Context) {
+			res.Direct, err = benchDirect(ctx, cfg, filepath.Join(dir, "direct"), o, batches, log)
+		})
+		if err != nil {
+			return res, err
+		}
+	}
+	for i := range evs {
+		evs[i].Session = evs[i].SessionID
+	}
+	pprof.Do(ctx, pprof.Labels("phase", "raw"), func(ctx context.Context) {
+		res.Raw, err = store.RawBaseline(ctx, filepath.Join(dir, "raw"), evs, o.batch)
+	})
+	if err != nil {
+		return res, fmt.Errorf("bench: %w", err)
+	}
+	return res, nil
+}
+
+// benchHTTP runs the HTTP phase: a durable store behind the real server on 127.0.0.1:0, the
+// bodies sent by o.concurrency clients.
+func benchHTTP(ctx context.Context, o benchOptions, cfg *config.Config, dir string, bodies [][]byte,
+	lim wire.Limits, log *slog.Logger) (benchResult, error) {
+	site := &cfg.Sites[0]
+	st, err := openStore(ctx, cfg, storeOptions{dir: dir, noSync: o.noSync}, log)
 	if err != nil {
 		return benchResult{}, fmt.Errorf("bench: %w", err)
 	}
@@ -198,30 +243,6 @@ func benchIngest(ctx context.Context, o benchOptions, log *slog.Logger) (benchRe
 	}
 	if closeErr != nil {
 		return res, fmt.Errorf("bench: close: %w", closeErr)
-	}
-
-	// The same events, decoded by the same code.
-	batches := make([][]features.Event, len(bodies))
-	evs := make([]features.Event, 0, o.events)
-	for i, b := range bodies {
-		dec, err := wire.DecodeBatch(b, now, lim, true)
-		if err != nil || len(dec.Errors) > 0 {
-			return res, fmt.Errorf("bench: decode for baseline: %v %v", err, dec.Errors)
-		}
-		batches[i] = dec.Events
-		evs = append(evs, dec.Events...)
-	}
-	if o.direct {
-		if res.Direct, err = benchDirect(ctx, cfg, filepath.Join(dir, "direct"), o, batches, log); err != nil {
-			return res, err
-		}
-	}
-	for i := range evs {
-		evs[i].Session = evs[i].SessionID
-	}
-	res.Raw, err = store.RawBaseline(ctx, filepath.Join(dir, "raw"), evs, o.batch)
-	if err != nil {
-		return res, fmt.Errorf("bench: %w", err)
 	}
 	return res, nil
 }

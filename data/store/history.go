@@ -22,14 +22,21 @@ type idxEntry struct {
 
 // historySource is what history is computed from: a committed snapshot and, in the writer,
 // the index entries of the chunk being written (Badger's pending-writes iterator sorts every
-// pending write on each iterator creation, which is far too slow for a 1000-event chunk).
-// The two never hold the same key. Replay uses the snapshot alone.
+// pending write on each iterator creation, which is far too slow for a 1000-event chunk) and
+// of its parent, the previous chunk whose commit is still in flight (the snapshot predates
+// it). The three never hold the same key. Replay uses the snapshot alone.
 type historySource struct {
 	txn     *badger.Txn
 	overlay map[string][]idxEntry // by index prefix (ns|site|id)
+	parent  map[string][]idxEntry // the in-flight parent chunk's, same shape
 	// none, when set, reports that the snapshot certainly holds no key with the prefix, so
 	// no iterator is needed (the writer's seen filter); false means "maybe".
 	none func(prefix []byte) bool
+}
+
+// pending returns the uncommitted index entries of prefix: the chunk's, then its parent's.
+func (h historySource) pending(prefix []byte) [2][]idxEntry {
+	return [2][]idxEntry{h.overlay[string(prefix)], h.parent[string(prefix)]}
 }
 
 // scanBefore calls fn for the committed entries of prefix with ts < before, in key order
@@ -83,9 +90,11 @@ func ownerAsOf(src historySource, site, anon string, ts int64) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	for _, e := range src.overlay[string(prefix)] {
-		if e.ts < ts && (bestKey == nil || bytes.Compare(e.key, bestKey) < 0) {
-			bestKey, user = e.key, string(e.val)
+	for _, es := range src.pending(prefix) {
+		for _, e := range es {
+			if e.ts < ts && (bestKey == nil || bytes.Compare(e.key, bestKey) < 0) {
+				bestKey, user = e.key, string(e.val)
+			}
 		}
 	}
 	return user, nil
@@ -116,9 +125,11 @@ func linkedAnons(src historySource, site, anon string, ts int64) ([]string, erro
 	if err != nil {
 		return nil, err
 	}
-	for _, e := range src.overlay[string(prefix)] {
-		if e.ts < ts {
-			addCand(string(e.val))
+	for _, es := range src.pending(prefix) {
+		for _, e := range es {
+			if e.ts < ts {
+				addCand(string(e.val))
+			}
 		}
 	}
 	anons := []string{anon}
@@ -170,9 +181,11 @@ func computeHistory(src historySource, site, anon string, startTS int64) (featur
 		if err != nil {
 			return h, err
 		}
-		for _, e := range src.overlay[string(prefix)] {
-			if e.ts < startTS {
-				countSession(e.ts)
+		for _, es := range src.pending(prefix) {
+			for _, e := range es {
+				if e.ts < startTS {
+					countSession(e.ts)
+				}
 			}
 		}
 		// Conversions: all before startTS.
@@ -192,9 +205,11 @@ func computeHistory(src historySource, site, anon string, startTS int64) (featur
 		if err != nil {
 			return h, err
 		}
-		for _, e := range src.overlay[string(prefix)] {
-			if e.ts < startTS {
-				convs = append(convs, conv{e.key, e.ts, math.Float64frombits(binary.LittleEndian.Uint64(e.val))})
+		for _, es := range src.pending(prefix) {
+			for _, e := range es {
+				if e.ts < startTS {
+					convs = append(convs, conv{e.key, e.ts, math.Float64frombits(binary.LittleEndian.Uint64(e.val))})
+				}
 			}
 		}
 	}

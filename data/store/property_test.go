@@ -129,16 +129,29 @@ func genStream(rng *rand.Rand, nEvents int) []features.Event {
 // TestPropertyLiveEqualsReplay ingests random in-order streams in random batch sizes (with
 // retried batches) and checks, for every consented session, that the live vector equals the
 // replayed one at several as-of times: after batches (as of the newest event) and at the end.
+// With chunks of a few events, every batch is a chain of chunks each built while the previous
+// one's commit is in flight (the writer's pipelined commit reads through its parent's overlay).
 func TestPropertyLiveEqualsReplay(t *testing.T) {
 	seeds := []uint64{1, 2, 3}
 	if testing.Short() {
 		seeds = seeds[:1]
 	}
-	for _, seed := range seeds {
-		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
+	for _, chunk := range []int{maxChunkEvents, 3} {
+		for _, seed := range seeds {
+			t.Run(fmt.Sprintf("chunk%d/seed%d", chunk, seed), func(t *testing.T) {
+				propertyLiveEqualsReplay(t, seed, chunk)
+			})
+		}
+	}
+}
+
+func propertyLiveEqualsReplay(t *testing.T, seed uint64, chunk int) {
+	{
+		{
 			rng := rand.New(rand.NewPCG(seed, 99))
 			ctx := context.Background()
 			s := openStore(t, "", nil)
+			s.w.chunkEvents = chunk // before the first Append: the queue's mutex orders it
 			evs := genStream(rng, 800)
 			logged := map[string]int64{} // consented sessions -> last event ts
 			var prev []features.Event
@@ -204,6 +217,6 @@ func TestPropertyLiveEqualsReplay(t *testing.T) {
 				t.Fatalf("weak stream: %d sessions with history, %d checks", withHist, checks)
 			}
 			t.Logf("%d sessions, %d with history and prior conversions, %d checks", len(logged), withHist, checks)
-		})
+		}
 	}
 }

@@ -96,8 +96,9 @@ func (s *Store) signal() {
 }
 
 // writer is the single goroutine that writes. It drains the whole queue into one group,
-// commits it and hands it to the syncer, then goes on with the next group while the fsync
-// runs (pipelined group commit).
+// starts its commit and goes on with the next group while Badger applies the commit; when
+// the commit is done it publishes the group to the caches and hands it to the syncer, which
+// fsyncs while the writer goes on (pipelined group commit).
 func (s *Store) writer() {
 	defer close(s.synced)
 	for {
@@ -108,6 +109,10 @@ func (s *Store) writer() {
 		closed := s.closed
 		s.mu.Unlock()
 		if len(q) == 0 {
+			if s.w.inflight != nil {
+				_ = s.settle() // an error is acknowledged to its group
+				continue
+			}
 			if closed {
 				return
 			}
@@ -126,6 +131,26 @@ type writerState struct {
 	counters  map[string]siteCounters // committed counters per site
 	seen      *seenFilter             // committed dedupe and visitor keys (seen.go)
 	buf       []byte
+
+	// inflight is the chunk whose commit Badger is applying (at most one); the chunk being
+	// filled reads through it (its parent) until it is settled.
+	inflight *inflight
+	// nextTxn and nextSnap, when set, were opened just before inflight's commit started, so
+	// their read timestamp does not wait for it: the next chunk takes them while inflight is
+	// unsettled (and reads inflight's writes from its overlay). settle discards them.
+	nextTxn, nextSnap *badger.Txn
+
+	chunkEvents int // events per chunk: maxChunkEvents (tests lower it to exercise chunk chains)
+	// testFailCommit, when set, is asked before each commit; an error fails that commit as
+	// Badger would, asynchronously (tests only).
+	testFailCommit func() error
+}
+
+// inflight is a chunk being committed by Badger.
+type inflight struct {
+	c    *chunk
+	reqs []*request // its group, when c is the group's last chunk; nil for an earlier chunk
+	done chan error // the commit's outcome (buffered)
 }
 
 func newWriterState(n int) writerState {
@@ -134,6 +159,8 @@ func newWriterState(n int) writerState {
 		clients:   newLruish[string](n),
 		visitors:  newLruish[struct{}](n),
 		counters:  make(map[string]siteCounters),
+
+		chunkEvents: maxChunkEvents,
 	}
 }
 
@@ -149,8 +176,9 @@ type liveSession struct {
 // before the transaction has committed.
 type chunk struct {
 	s        *Store
+	parent   *chunk      // the previous chunk, committed or in flight when this one started (nil: none)
 	txn      *badger.Txn // the write transaction
-	snap     *badger.Txn // read-only snapshot of what was committed before the chunk
+	snap     *badger.Txn // read-only snapshot of what was committed before the chunk (parent excluded)
 	idx      map[string][]idxEntry
 	events   int
 	bytes    int
@@ -160,17 +188,36 @@ type chunk struct {
 	unlogged []string          // dedupe keys of the chunk's unlogged events
 	visitors map[string]struct{}
 	counters map[string]*siteCounters
-	seen     []uint64 // filter hashes of the dedupe and visitor keys written
+	seen     []uint64          // filter hashes of the dedupe and visitor keys written
+	vals     map[string][]byte // encoded session records by session key (set by prepare)
 }
 
 // newChunk starts a chunk for about events events (a size hint for its maps: presizing
 // them for maxChunkEvents costs more than the chunk's work when groups are small).
+//
+// While a commit is in flight, the chunk's transactions are the ones opened just before it
+// started (nextTxn, nextSnap): they do not see the in-flight chunk's writes, so every lookup
+// checks that parent's overlay first. The overlay holds every key the parent wrote that the
+// writer reads back (dedupe, client, session, visitor and index keys, counters).
 func (s *Store) newChunk(events int) *chunk {
 	events = min(max(events, 1), maxChunkEvents)
+	var parent *chunk
+	txn, snap := s.w.nextTxn, s.w.nextSnap
+	s.w.nextTxn, s.w.nextSnap = nil, nil
+	if f := s.w.inflight; f != nil && txn != nil {
+		parent = f.c
+	} else {
+		if txn != nil { // cannot happen: settle discards them; keep the invariant anyway
+			txn.Discard()
+			snap.Discard()
+		}
+		txn, snap = s.db.NewTransaction(true), s.db.NewTransaction(false)
+	}
 	return &chunk{
 		s:        s,
-		txn:      s.db.NewTransaction(true),
-		snap:     s.db.NewTransaction(false),
+		parent:   parent,
+		txn:      txn,
+		snap:     snap,
 		idx:      make(map[string][]idxEntry),
 		sessions: make(map[string]*liveSession, events/8),
 		clients:  make(map[string]string, events/8),
@@ -202,23 +249,86 @@ func (s *Store) writeGroup(q []*request) {
 		}
 		return
 	}
-	decisionsOnly := onlyDecisions(active) // decisions.go: no chunk overlay, no fsync of its own
-	var err error
-	if decisionsOnly {
-		err = s.writeDecisions(active)
-	} else {
-		err = s.processGroup(active)
-	}
-	if err != nil {
-		s.log.Error("store: write group failed", "err", err, "batches", len(active))
+	if onlyDecisions(active) { // decisions.go: no chunk overlay, no fsync of its own
+		err := s.settle()
+		if err == nil {
+			err = s.writeDecisions(active)
+		}
+		if err != nil {
+			s.log.Error("store: write group failed", "err", err, "batches", len(active))
+		}
 		ack(active, err)
 		return
 	}
-	if s.opts.NoSync || decisionsOnly {
-		ack(active, nil)
-		return
+	if err := s.processGroup(active); err != nil {
+		s.log.Error("store: write group failed", "err", err, "batches", len(active))
+		ack(active, err)
 	}
-	s.synced <- active
+	// Otherwise the group's last chunk is in flight: settle acknowledges the group.
+}
+
+// launch prepares chunk c, waits for the commit in flight (c's parent) to settle, and starts
+// c's commit without waiting for it. reqs is c's group when c is its last chunk (settle hands
+// it to the syncer), else nil. On error c is discarded and nothing of it is published.
+func (s *Store) launch(c *chunk, reqs []*request) error {
+	if err := c.prepare(); err != nil {
+		c.discard()
+		return err
+	}
+	if err := s.settle(); err != nil {
+		c.discard()
+		// c was built on the failed chunk's overlay: it must not be committed either.
+		return fmt.Errorf("store: an earlier commit of the writer failed: %w", err)
+	}
+	c.parent = nil
+	c.snap.Discard()
+	// Open the next chunk's transactions before the commit starts: their read timestamp
+	// does not wait for it (Badger's readTs waits for every commit in flight).
+	s.w.nextTxn, s.w.nextSnap = s.db.NewTransaction(true), s.db.NewTransaction(false)
+	f := &inflight{c: c, reqs: reqs, done: make(chan error, 1)}
+	s.w.inflight = f
+	if s.w.testFailCommit != nil {
+		if err := s.w.testFailCommit(); err != nil {
+			c.txn.Discard()
+			f.done <- err
+			return nil
+		}
+	}
+	c.txn.CommitWith(func(err error) { f.done <- err })
+	return nil
+}
+
+// settle waits for the commit in flight, if any. On success it publishes the chunk to the
+// caches and, if the chunk ends its group, hands the group to the syncer (or acknowledges
+// it under NoSync); on failure it acknowledges the error to the group and returns it.
+func (s *Store) settle() error {
+	if s.w.nextTxn != nil {
+		s.w.nextTxn.Discard()
+		s.w.nextSnap.Discard()
+		s.w.nextTxn, s.w.nextSnap = nil, nil
+	}
+	f := s.w.inflight
+	if f == nil {
+		return nil
+	}
+	s.w.inflight = nil
+	err := <-f.done
+	if err != nil {
+		err = fmt.Errorf("store: commit: %w", err)
+		s.log.Error("store: write group failed", "err", err)
+	} else {
+		f.c.publish()
+	}
+	switch {
+	case f.reqs == nil:
+	case err != nil:
+		ack(f.reqs, err)
+	case s.opts.NoSync:
+		ack(f.reqs, nil)
+	default:
+		s.synced <- f.reqs
+	}
+	return err
 }
 
 // syncer acknowledges committed groups after one DB.Sync covering all of them: a Sync that
@@ -275,8 +385,10 @@ func (s *Store) processGroup(reqs []*request) (err error) {
 	}()
 	for _, r := range reqs {
 		if r.decision != nil { // LogDecision (decisions.go)
-			if c.events >= maxChunkEvents || c.bytes >= maxChunkBytes {
-				if err := c.commit(); err != nil {
+			if c.events >= s.w.chunkEvents || c.bytes >= maxChunkBytes {
+				next := c
+				c = nil
+				if err := s.launch(next, nil); err != nil {
 					return err
 				}
 				c = s.newChunk(left)
@@ -294,8 +406,10 @@ func (s *Store) processGroup(reqs []*request) (err error) {
 		}
 		r.res.Sessions = make([]string, len(r.evs))
 		for i := range r.evs {
-			if c.events >= maxChunkEvents || c.bytes >= maxChunkBytes {
-				if err := c.commit(); err != nil {
+			if c.events >= s.w.chunkEvents || c.bytes >= maxChunkBytes {
+				next := c
+				c = nil
+				if err := s.launch(next, nil); err != nil {
 					return err
 				}
 				c = s.newChunk(left)
@@ -306,9 +420,9 @@ func (s *Store) processGroup(reqs []*request) (err error) {
 			left--
 		}
 	}
-	err = c.commit()
+	last := c
 	c = nil
-	return err
+	return s.launch(last, reqs)
 }
 
 func (c *chunk) set(k, v []byte) error {
@@ -351,6 +465,11 @@ func (c *chunk) dedupe(dk []byte, h uint64) (string, bool, error) {
 	if sess, ok := c.ids[string(dk)]; ok {
 		return sess, true, nil
 	}
+	if p := c.parent; p != nil {
+		if sess, ok := p.ids[string(dk)]; ok {
+			return sess, true, nil
+		}
+	}
 	if sess, ok := c.s.w.recentIDs.get(string(dk)); ok {
 		return sess, true, nil
 	}
@@ -375,7 +494,17 @@ func (c *chunk) siteCounters(site string) (*siteCounters, error) {
 	if sc, ok := c.counters[site]; ok {
 		return sc, nil
 	}
-	sc, ok := c.s.w.counters[site]
+	var sc siteCounters
+	var ok bool
+	if c.parent != nil {
+		var p *siteCounters
+		if p, ok = c.parent.counters[site]; ok {
+			sc = *p
+		}
+	}
+	if !ok {
+		sc, ok = c.s.w.counters[site]
+	}
 	if !ok {
 		var err error
 		if sc, err = readCounters(c.txn, site); err != nil {
@@ -391,6 +520,9 @@ func (c *chunk) siteCounters(site string) (*siteCounters, error) {
 func (c *chunk) currentSession(site, clientID string, sc *features.Schema) (*liveSession, error) {
 	ck := key(nsClient, site, clientID)
 	id, ok := c.clients[string(ck)]
+	if !ok && c.parent != nil {
+		id, ok = c.parent.clients[string(ck)]
+	}
 	if !ok {
 		id, ok = c.s.w.clients.get(string(ck))
 	}
@@ -421,7 +553,14 @@ func (c *chunk) loadSession(site, id string, sc *features.Schema) (*liveSession,
 	if ls, ok := c.sessions[string(sk)]; ok {
 		return ls, nil
 	}
-	val, ok := c.s.sessions.get(string(sk))
+	var val []byte
+	ok := false
+	if c.parent != nil {
+		val, ok = c.parent.vals[string(sk)]
+	}
+	if !ok {
+		val, ok = c.s.sessions.get(string(sk))
+	}
 	if !ok {
 		item, err := c.txn.Get(sk)
 		if errors.Is(err, badger.ErrKeyNotFound) {
@@ -446,7 +585,7 @@ func (c *chunk) loadSession(site, id string, sc *features.Schema) (*liveSession,
 	} else {
 		// The site's schema changed: rebuild the state from the logged events.
 		ls.state = sc.NewState(ls.rec.Hist)
-		evs, err := readEvents(c.txn, site, id)
+		evs, err := c.readEvents(site, id)
 		if err != nil {
 			return nil, err
 		}
@@ -458,6 +597,21 @@ func (c *chunk) loadSession(site, id string, sc *features.Schema) (*liveSession,
 	ls.rec.State = nil
 	c.sessions[string(sk)] = ls
 	return ls, nil
+}
+
+// readEvents reads a session's logged events (a rebuild after a schema change, rare). The
+// chunk's transaction does not see an in-flight parent's events: wait for it and read
+// from a fresh snapshot then (the chunk itself has written no event of the session yet).
+func (c *chunk) readEvents(site, id string) ([]features.Event, error) {
+	if c.parent == nil {
+		return readEvents(c.txn, site, id)
+	}
+	if err := c.s.settle(); err != nil {
+		return nil, fmt.Errorf("store: an earlier commit of the writer failed: %w", err)
+	}
+	txn := c.s.db.NewTransaction(false)
+	defer txn.Discard()
+	return readEvents(txn, site, id)
 }
 
 // noneCommitted reports that no committed key has the per-visitor prefix (conversions or
@@ -472,6 +626,11 @@ func (c *chunk) noneCommitted(prefix []byte) bool {
 func (c *chunk) visitorKnown(vk []byte) (bool, error) {
 	if _, ok := c.visitors[string(vk)]; ok {
 		return true, nil
+	}
+	if p := c.parent; p != nil {
+		if _, ok := p.visitors[string(vk)]; ok {
+			return true, nil
+		}
 	}
 	if _, ok := c.s.w.visitors.get(string(vk)); ok {
 		return true, nil
@@ -500,7 +659,11 @@ func (c *chunk) newSession(site, id string, visit int, ev *features.Event, sc *f
 	}
 	var hist features.VisitorHistory
 	if known {
-		if hist, err = computeHistory(historySource{txn: c.snap, overlay: c.idx, none: c.noneCommitted}, site, anon, ev.TS); err != nil {
+		src := historySource{txn: c.snap, overlay: c.idx, none: c.noneCommitted}
+		if c.parent != nil {
+			src.parent = c.parent.idx
+		}
+		if hist, err = computeHistory(src, site, anon, ev.TS); err != nil {
 			return nil, err
 		}
 	}
@@ -639,11 +802,10 @@ func (c *chunk) add(r *request, sc *features.Schema, i int) error {
 	return nil
 }
 
-// commit writes the dirty sessions and counters, commits the transaction and only then
-// publishes the overlay to the caches.
-func (c *chunk) commit() error {
-	defer c.discard()
-	vals := make(map[string][]byte, len(c.sessions))
+// prepare writes the dirty sessions and counters into the transaction and feeds the seen
+// filter; the commit follows (launch).
+func (c *chunk) prepare() error {
+	c.vals = make(map[string][]byte, len(c.sessions))
 	var stateBuf []byte
 	for k, ls := range c.sessions {
 		var err error
@@ -657,7 +819,7 @@ func (c *chunk) commit() error {
 		if err := c.set(ls.key, v); err != nil {
 			return err
 		}
-		vals[k] = v
+		c.vals[k] = v
 	}
 	for site, cnt := range c.counters {
 		if err := c.set(key(nsCounter, site), cnt.encode()); err != nil {
@@ -669,11 +831,13 @@ func (c *chunk) commit() error {
 	for _, h := range c.seen {
 		c.s.w.seen.add(h)
 	}
-	if err := c.txn.Commit(); err != nil {
-		return fmt.Errorf("store: commit: %w", err)
-	}
+	return nil
+}
+
+// publish puts a committed chunk's overlay into the caches.
+func (c *chunk) publish() {
 	w := &c.s.w
-	for k, v := range vals {
+	for k, v := range c.vals {
 		c.s.sessions.put(k, v)
 	}
 	for k, v := range c.clients {
@@ -687,9 +851,7 @@ func (c *chunk) commit() error {
 	for k := range c.visitors {
 		w.visitors.put(k, struct{}{})
 	}
-
 	for site, cnt := range c.counters {
 		w.counters[site] = *cnt
 	}
-	return nil
 }

@@ -124,7 +124,12 @@ func (f *reportFlags) validate(cmd *cobra.Command) error {
 		}
 	}
 	if f.server != "" {
-		for _, name := range []string{"threshold", "budget", "window", "half-life", "outcome", "data", "config"} {
+		for _, name := range []string{"data", "config"} {
+			if cmd.Flags().Changed(name) {
+				return fmt.Errorf("--%s and --server exclude each other: the server reads its own store", name)
+			}
+		}
+		for _, name := range []string{"threshold", "budget", "window", "half-life", "outcome"} {
 			if cmd.Flags().Changed(name) {
 				return fmt.Errorf("--%s is not supported with --server (the server applies its own)", name)
 			}

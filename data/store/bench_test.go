@@ -7,11 +7,17 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
 
 	"github.com/nudgehq/nudge/features"
 )
@@ -20,6 +26,10 @@ var (
 	flagFeatureSessions   = flag.Int("store.sessions", defaultFeatureSessions, "sessions stored for BenchmarkFeatures")
 	flagAppendParallelism = flag.Int("store.parallelism", 32, "BenchmarkAppend callers per GOMAXPROCS")
 	flagReplaySessions    = flag.Int("store.replay-sessions", defaultReplaySessions, "sessions (x10 events) stored for BenchmarkReplay")
+	flagFixtureDir        = flag.String("store.fixture-dir", "", "keep benchmark fixtures in this directory across runs (default: a temporary directory removed at exit)")
+	flagThreadCPU         = flag.Bool("store.thread-cpu", false, "also report percentiles of each read's CPU time on its OS thread (time descheduled excluded; adds two syscalls per read)")
+	flagBadger            = flag.String("store.badger", "", "Badger option overrides for the read fixtures, for tuning: comma-separated compression=none|snappy|zstd, blockcache=MiB, blocksize=KiB, bloom=false-positive rate (each variant builds its own fixture)")
+	flagSettle            = flag.Bool("store.settle", true, "let Badger finish its compactions after building a fixture (false: read the store as the writer left it)")
 )
 
 var fixtureRoot string
@@ -61,22 +71,41 @@ func benchSession(i, perSession, visitors int, prefix string) []features.Event {
 	return evs
 }
 
-// buildFixture stores n sessions of perSession events on disk once per process and returns
-// the directory (closed store).
+// buildFixture stores n sessions of perSession events on disk and returns the directory
+// (closed store). Fixtures live under -store.fixture-dir when set, kept across runs and
+// reused (a "done" file marks a complete one), else in a temporary directory removed at exit.
+// With -store.settle (the default) the built store is reopened and left open until Badger has
+// no compaction left to do, as a server that has run for a while would find it.
 func buildFixture(b *testing.B, name string, n, perSession int) string {
 	b.Helper()
-	if fixtureRoot == "" {
-		var err error
-		if fixtureRoot, err = os.MkdirTemp("", "nudge-store-bench-"); err != nil {
-			b.Fatal(err)
+	root := *flagFixtureDir
+	if root == "" {
+		if fixtureRoot == "" {
+			var err error
+			if fixtureRoot, err = os.MkdirTemp("", "nudge-store-bench-"); err != nil {
+				b.Fatal(err)
+			}
+		}
+		root = fixtureRoot
+	}
+	state := "settled"
+	if !*flagSettle {
+		state = "unsettled"
+	}
+	for kv := range strings.SplitSeq(*flagBadger, ",") {
+		if kv != "" && !strings.HasPrefix(kv, "blockcache=") { // the cache is no part of the files
+			state += "-" + strings.ReplaceAll(kv, "=", "")
 		}
 	}
-	dir := filepath.Join(fixtureRoot, fmt.Sprintf("%s-%d-%d", name, n, perSession))
+	dir := filepath.Join(root, fmt.Sprintf("%s-%d-%d-%s", name, n, perSession, state))
 	if _, err := os.Stat(filepath.Join(dir, "done")); err == nil {
 		return dir
 	}
+	if err := os.RemoveAll(dir); err != nil {
+		b.Fatal(err)
+	}
 	ctx := context.Background()
-	s, err := Open(ctx, Options{Dir: dir, Schema: schemaOf, NoSync: true})
+	s, err := Open(ctx, Options{Dir: dir, Schema: schemaOf, NoSync: true, Badger: benchBadger(b)})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -95,11 +124,107 @@ func buildFixture(b *testing.B, name string, n, perSession int) string {
 	if err := s.Close(ctx); err != nil {
 		b.Fatal(err)
 	}
+	built := time.Since(start)
+	if *flagSettle {
+		settleFixture(b, dir)
+	}
 	if err := os.WriteFile(filepath.Join(dir, "done"), nil, 0o644); err != nil {
 		b.Fatal(err)
 	}
-	b.Logf("fixture %s: %d sessions x %d events built in %v", name, n, perSession, time.Since(start).Round(time.Millisecond))
+	b.Logf("fixture %s: %d sessions x %d events built in %v, settled in %v", name, n, perSession,
+		built.Round(time.Millisecond), (time.Since(start) - built).Round(time.Millisecond))
 	return dir
+}
+
+// settleFixture opens the store's Badger with the product options and waits until no
+// compaction is due (L0 below its trigger, every level under its target) for a second.
+func settleFixture(b *testing.B, dir string) {
+	b.Helper()
+	bo := benchBadger(b)(BadgerOptions(dir, false, nil))
+	db, err := badger.Open(bo)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	quiet := 0
+	for deadline := time.Now().Add(10 * time.Minute); quiet < 10 && time.Now().Before(deadline); {
+		time.Sleep(100 * time.Millisecond)
+		busy := false
+		for _, l := range db.Levels() {
+			if (l.Level == 0 && l.NumTables >= bo.NumLevelZeroTables) || l.Score >= 1 {
+				busy = true
+			}
+		}
+		if busy {
+			quiet = 0
+		} else {
+			quiet++
+		}
+	}
+}
+
+// benchBadger returns the -store.badger overrides as an Options.Badger function.
+func benchBadger(b *testing.B) func(badger.Options) badger.Options {
+	b.Helper()
+	var muts []func(badger.Options) badger.Options
+	for kv := range strings.SplitSeq(*flagBadger, ",") {
+		if kv == "" {
+			continue
+		}
+		k, v, _ := strings.Cut(kv, "=")
+		num, numErr := strconv.ParseFloat(v, 64)
+		switch {
+		case k == "compression" && v == "none":
+			muts = append(muts, func(o badger.Options) badger.Options { return o.WithCompression(options.None) })
+		case k == "compression" && v == "snappy":
+			muts = append(muts, func(o badger.Options) badger.Options { return o.WithCompression(options.Snappy) })
+		case k == "compression" && v == "zstd":
+			muts = append(muts, func(o badger.Options) badger.Options { return o.WithCompression(options.ZSTD) })
+		case k == "blockcache" && numErr == nil:
+			muts = append(muts, func(o badger.Options) badger.Options { return o.WithBlockCacheSize(int64(num * (1 << 20))) })
+		case k == "blocksize" && numErr == nil:
+			muts = append(muts, func(o badger.Options) badger.Options { return o.WithBlockSize(int(num * (1 << 10))) })
+		case k == "bloom" && numErr == nil:
+			muts = append(muts, func(o badger.Options) badger.Options { return o.WithBloomFalsePositive(num) })
+		default:
+			b.Fatalf("-store.badger: bad override %q", kv)
+		}
+	}
+	return func(o badger.Options) badger.Options {
+		for _, m := range muts {
+			o = m(o)
+		}
+		return o
+	}
+}
+
+// lsmShape is a one-line summary of the LSM tree: tables per level.
+func lsmShape(db *badger.DB) string {
+	var sb strings.Builder
+	for _, l := range db.Levels() {
+		if l.NumTables > 0 {
+			fmt.Fprintf(&sb, "L%d:%d tables %dMB ", l.Level, l.NumTables, l.Size>>20)
+		}
+	}
+	return sb.String()
+}
+
+// latencies records one duration per operation and reports percentiles as metrics.
+type latencies []time.Duration
+
+func (l latencies) report(b *testing.B, prefix string) {
+	b.Helper()
+	if len(l) == 0 {
+		return
+	}
+	slices.Sort(l)
+	at := func(q float64) float64 {
+		return float64(l[min(len(l)-1, int(float64(len(l))*q))].Nanoseconds()) / 1e3
+	}
+	b.ReportMetric(at(0.50), prefix+"p50-µs")
+	b.ReportMetric(at(0.99), prefix+"p99-µs")
+	b.ReportMetric(at(0.999), prefix+"p99.9-µs")
+	b.ReportMetric(float64(l[len(l)-1].Nanoseconds())/1e3, prefix+"max-µs")
 }
 
 // BenchmarkAppend: durable in-process Append of batches of 100 events from parallel callers,
@@ -152,18 +277,37 @@ func BenchmarkAppend(b *testing.B) {
 	b.ReportMetric(appendRate/rawRate, "ratio")
 }
 
-// BenchmarkFeatures reads random sessions' vectors from a store of -store.sessions sessions
-// (50k by default, 1M with -tags slow), reopened so no session is cached: every read is one
-// Badger lookup. Metrics: p50/p99 latency.
+// BenchmarkFeatures reads random sessions' vectors (by server session id) from a store of
+// -store.sessions sessions (50k by default, 1M with -tags slow), freshly opened so no session
+// and no block is cached: every read goes to Badger. BenchmarkLiveSessionCold is the decide path's
+// read of the same sessions by client session id. Metrics: latency percentiles and max, GC
+// cycles during the reads.
 func BenchmarkFeatures(b *testing.B) {
+	benchColdRead(b, func(s *Store, ctx context.Context, id string, out []float64) error {
+		_, err := s.Features(ctx, "site", id, t0+1e12, out)
+		return err
+	})
+}
+
+func BenchmarkLiveSessionCold(b *testing.B) {
+	benchColdRead(b, func(s *Store, ctx context.Context, id string, out []float64) error {
+		_, _, err := s.LiveSession(ctx, "site", id, t0+1e12, out)
+		return err
+	})
+}
+
+func benchColdRead(b *testing.B, read func(*Store, context.Context, string, []float64) error) {
 	n := *flagFeatureSessions
 	dir := buildFixture(b, "features", n, 3)
 	ctx := context.Background()
-	s, err := Open(ctx, Options{Dir: dir, Schema: schemaOf})
+	s, err := Open(ctx, Options{Dir: dir, Schema: schemaOf, Badger: benchBadger(b)})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer s.Close(ctx)
+	if b.N > 1 {
+		b.Logf("LSM: %s", lsmShape(s.DB()))
+	}
 	// A fresh random session per read (no block-cache reuse from repeating a small sample).
 	ids := make([]string, max(b.N, 1))
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -171,20 +315,41 @@ func BenchmarkFeatures(b *testing.B) {
 		ids[i] = fmt.Sprint("s", rng.IntN(n))
 	}
 	out := make([]float64, testSchema.Len())
-	lat := make([]time.Duration, 0, b.N)
+	lat := make(latencies, 0, b.N)
+	var cpu latencies
+	if *flagThreadCPU {
+		cpu = make(latencies, 0, b.N)
+	}
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	gc0 := ms.NumGC
+	// One OS thread for the reads, so its CPU clock and fault count are the reads' own.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	faults0 := threadFaults()
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := range b.N {
+		var c time.Duration
+		if cpu != nil {
+			c = threadCPU()
+		}
 		t := time.Now()
-		if _, err := s.Features(ctx, "site", ids[i], t0+1e12, out); err != nil {
+		if err := read(s, ctx, ids[i], out); err != nil {
 			b.Fatal(err)
 		}
 		lat = append(lat, time.Since(t))
+		if cpu != nil {
+			cpu = append(cpu, threadCPU()-c)
+		}
 	}
 	b.StopTimer()
-	slices.Sort(lat)
-	b.ReportMetric(float64(lat[len(lat)/2].Nanoseconds())/1e3, "p50-µs")
-	b.ReportMetric(float64(lat[len(lat)*99/100].Nanoseconds())/1e3, "p99-µs")
+	faults := threadFaults() - faults0
+	runtime.ReadMemStats(&ms)
+	lat.report(b, "")
+	cpu.report(b, "cpu-")
+	b.ReportMetric(float64(faults)/float64(b.N), "faults/op")
+	b.ReportMetric(float64(ms.NumGC-gc0), "gcs")
 	b.ReportMetric(float64(n), "sessions")
 }
 

@@ -197,6 +197,35 @@ func decodeSession(b []byte, r *sessionRecord) error {
 	return nil
 }
 
+// sessionState returns the schema fingerprint and the encoded features.State of an encoded
+// session record without decoding (or allocating) the rest: the read path of Features. Both
+// alias b.
+func sessionState(b []byte) (fingerprint, state []byte, err error) {
+	if len(b) < 2 || b[0] != sessionCodecV1 {
+		return nil, nil, fmt.Errorf("%w: session codec version", ErrCorrupt)
+	}
+	d := decoder{b: b[2:]}
+	for range 3 { // client, anonymous and user ids
+		d.skip(d.uvarint())
+	}
+	n := d.uvarint()
+	if d.bad || uint64(len(d.b)) < n {
+		return nil, nil, fmt.Errorf("%w: session fingerprint", ErrCorrupt)
+	}
+	fingerprint = d.b[:n:n]
+	d.b = d.b[n:]
+	// visit, start, last, hist ts, events, logged events; history: 2 counts, ts, count, ts
+	for range 11 {
+		d.uvarint() // a varint's length is the same read as uvarint
+	}
+	d.u64() // history monetary value
+	n = d.uvarint()
+	if d.bad || uint64(len(d.b)) < n {
+		return nil, nil, fmt.Errorf("%w: session record", ErrCorrupt)
+	}
+	return fingerprint, d.b[:n:n], nil
+}
+
 type decoder struct {
 	b   []byte
 	bad bool
@@ -210,6 +239,14 @@ func (d *decoder) uvarint() uint64 {
 	}
 	d.b = d.b[n:]
 	return v
+}
+
+func (d *decoder) skip(n uint64) {
+	if d.bad || uint64(len(d.b)) < n {
+		d.bad = true
+		return
+	}
+	d.b = d.b[n:]
 }
 
 func (d *decoder) varint() int64 {

@@ -15,8 +15,9 @@ import (
 // asOfTS into out (len = the schema's Len; nil allocates), returning the session's metadata
 // (its anonymous and user ids drive the sticky holdout) and the schema the vector follows.
 // A session written since the store opened is read from memory (no Badger transaction);
-// others cost one read transaction with one or two lookups. An unknown id is ErrNotFound. If the site's schema changed since the
-// state was built, the vector is replayed from the log instead.
+// others cost one read transaction with two lookups (client pointer, then session record),
+// whose values are decoded in place. An unknown id is ErrNotFound. If the site's schema
+// changed since the state was built, the vector is replayed from the log instead.
 func (s *Store) LiveSession(ctx context.Context, site, sessionID string, asOfTS int64, out []float64) (SessionInfo, *features.Schema, error) {
 	if err := ctx.Err(); err != nil {
 		return SessionInfo{}, nil, fmt.Errorf("store: live session: %w", err)
@@ -25,76 +26,88 @@ func (s *Store) LiveSession(ctx context.Context, site, sessionID string, asOfTS 
 	if err != nil {
 		return SessionInfo{}, nil, err
 	}
-	id, val, err := s.liveRecord(site, sessionID)
-	if err != nil {
-		return SessionInfo{}, nil, err
-	}
-	var rec sessionRecord
-	if err := decodeSession(val, &rec); err != nil {
-		return SessionInfo{}, nil, err
-	}
 	if out == nil {
 		out = make([]float64, sc.Len())
 	}
-	if rec.Fingerprint != sc.Fingerprint {
+	var (
+		rec    sessionRecord
+		replay bool
+	)
+	live := func(id string, val []byte) error {
+		if err := decodeSession(val, &rec); err != nil {
+			return err
+		}
+		if rec.Fingerprint != sc.Fingerprint {
+			replay = true
+			rec.State = nil // val may not outlive this call
+			return nil
+		}
+		var st features.State
+		if err := st.UnmarshalBinary(rec.State); err != nil {
+			return fmt.Errorf("store: session %q state: %w", id, err)
+		}
+		rec.State = nil
+		if err := sc.Vector(&st, asOfTS, out); err != nil {
+			return fmt.Errorf("store: features of %q: %w", id, err)
+		}
+		return nil
+	}
+	id, err := s.liveRecord(site, sessionID, live)
+	if err != nil {
+		return SessionInfo{}, nil, err
+	}
+	if replay {
 		if _, err := s.Replay(ctx, site, id, asOfTS, out); err != nil {
 			return SessionInfo{}, nil, err
 		}
-		return rec.info(site, id), sc, nil
-	}
-	var st features.State
-	if err := st.UnmarshalBinary(rec.State); err != nil {
-		return SessionInfo{}, nil, fmt.Errorf("store: session %q state: %w", id, err)
-	}
-	if err := sc.Vector(&st, asOfTS, out); err != nil {
-		return SessionInfo{}, nil, fmt.Errorf("store: features of %q: %w", id, err)
 	}
 	return rec.info(site, id), sc, nil
 }
 
-// liveRecord finds the current server session of id and its encoded record: from the caches
-// the writer fills at every commit when both hit (no Badger transaction), else in one read
-// transaction. An id that is no client session id is tried as a server session id.
-func (s *Store) liveRecord(site, sessionID string) (string, []byte, error) {
+// liveRecord finds the current server session of id and calls fn with its encoded record
+// (valid only during fn): from the caches the writer fills at every commit when both hit (no
+// Badger transaction), else in one read transaction. An id that is no client session id is
+// tried as a server session id.
+func (s *Store) liveRecord(site, sessionID string, fn func(id string, val []byte) error) (string, error) {
 	var kb [128]byte // cache keys built on the stack: the warm path allocates only the id
 	if v, ok := s.clients.get(string(appendKey2(kb[:0], nsClient, site, sessionID))); ok {
-		if val, ok := s.sessions.get(string(appendKey2(kb[:0], nsSession, site, string(v)))); ok {
-			return string(v), val, nil
+		id := string(v)
+		if val, ok := s.sessions.get(string(appendKey2(kb[:0], nsSession, site, id))); ok {
+			return id, fn(id, val)
 		}
 	}
-	ck := key(nsClient, site, sessionID)
-	var (
-		id  string
-		val []byte
-	)
-	err := s.view(func(txn *badger.Txn) error {
-		item, err := txn.Get(ck)
-		switch {
-		case err == nil:
-			if err := item.Value(func(v []byte) error { id = string(v); return nil }); err != nil {
-				return fmt.Errorf("store: live session: %w", err)
-			}
-		case errors.Is(err, badger.ErrKeyNotFound):
-			id = sessionID // maybe a server session id ("abc~2")
-		default:
-			return fmt.Errorf("store: live session: %w", err)
+	txn, err := s.readTxn()
+	if err != nil {
+		return "", err
+	}
+	defer s.endRead(txn)
+	id := sessionID // unless a client pointer says otherwise: maybe a server session id ("abc~2")
+	item, err := txn.Get(appendKey2(kb[:0], nsClient, site, sessionID))
+	switch {
+	case err == nil:
+		if err := item.Value(func(v []byte) error { id = string(v); return nil }); err != nil {
+			return "", fmt.Errorf("store: live session: %w", err)
 		}
-		sk := key(nsSession, site, id)
-		var ok bool
-		if val, ok = s.sessions.get(string(sk)); ok {
-			return nil
-		}
-		item, err = txn.Get(sk)
-		if errors.Is(err, badger.ErrKeyNotFound) {
-			return fmt.Errorf("store: session %q of site %q: %w", sessionID, site, ErrNotFound)
-		}
-		if err != nil {
-			return fmt.Errorf("store: live session: %w", err)
-		}
-		val, err = item.ValueCopy(nil)
-		return err
-	})
-	return id, val, err
+	case !errors.Is(err, badger.ErrKeyNotFound):
+		return "", fmt.Errorf("store: live session: %w", err)
+	}
+	// A separate buffer: Badger's item of the first lookup keeps its key.
+	var kb2 [128]byte
+	sk := appendKey2(kb2[:0], nsSession, site, id)
+	if val, ok := s.sessions.get(string(sk)); ok {
+		return id, fn(id, val)
+	}
+	item, err = txn.Get(sk)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return "", fmt.Errorf("store: session %q of site %q: %w", sessionID, site, ErrNotFound)
+	}
+	if err != nil {
+		return "", fmt.Errorf("store: live session: %w", err)
+	}
+	if err := item.Value(func(v []byte) error { return fn(id, v) }); err != nil {
+		return "", err
+	}
+	return id, nil
 }
 
 // appendKey2 appends ns|a|b (length-prefixed strings), the layout of key(ns, a, b).

@@ -109,24 +109,85 @@ func (s *Store) Features(ctx context.Context, site, session string, asOfTS int64
 	if err != nil {
 		return nil, err
 	}
-	var rec sessionRecord
-	if err := s.sessionRecord(site, session, &rec); err != nil {
-		return nil, err
-	}
 	if out == nil {
 		out = make([]float64, sc.Len())
 	}
-	if rec.Fingerprint != sc.Fingerprint {
+	var kb [128]byte
+	sk := appendKey2(kb[:0], nsSession, site, session)
+	var replay bool
+	if val, ok := s.sessions.get(string(sk)); ok {
+		replay, err = vectorOf(sc, session, val, asOfTS, out)
+	} else {
+		err = s.getValue(sk, func(val []byte) error {
+			replay, err = vectorOf(sc, session, val, asOfTS, out)
+			return err
+		})
+		if errors.Is(err, ErrNotFound) {
+			err = fmt.Errorf("store: session %q of site %q: %w", session, site, ErrNotFound)
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	if replay {
 		return s.Replay(ctx, site, session, asOfTS, out)
 	}
+	return sc, nil
+}
+
+// vectorOf writes the vector of an encoded session record into out, or reports that the
+// record's state follows another schema (replay). It allocates nothing but the state's
+// per-action counts.
+func vectorOf(sc *features.Schema, session string, val []byte, asOfTS int64, out []float64) (replay bool, err error) {
+	fp, state, err := sessionState(val)
+	if err != nil {
+		return false, err
+	}
+	if string(fp) != sc.Fingerprint {
+		return true, nil
+	}
 	var st features.State
-	if err := st.UnmarshalBinary(rec.State); err != nil {
-		return nil, fmt.Errorf("store: session %q state: %w", session, err)
+	if err := st.UnmarshalBinary(state); err != nil {
+		return false, fmt.Errorf("store: session %q state: %w", session, err)
 	}
 	if err := sc.Vector(&st, asOfTS, out); err != nil {
-		return nil, fmt.Errorf("store: features of %q: %w", session, err)
+		return false, fmt.Errorf("store: features of %q: %w", session, err)
 	}
-	return sc, nil
+	return false, nil
+}
+
+// getValue looks k up in a read-only transaction and calls fn with its value, which is
+// valid only during fn (no copy is made). A missing key is ErrNotFound.
+func (s *Store) getValue(k []byte, fn func(val []byte) error) error {
+	txn, err := s.readTxn()
+	if err != nil {
+		return err
+	}
+	defer s.endRead(txn)
+	item, err := txn.Get(k)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return ErrNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("store: read: %w", err)
+	}
+	return item.Value(fn)
+}
+
+// readTxn starts a read-only transaction unless the store is closed; endRead ends it. They
+// are view without its closure, for the hot read paths.
+func (s *Store) readTxn() (*badger.Txn, error) {
+	s.life.RLock()
+	if s.dbShut {
+		s.life.RUnlock()
+		return nil, ErrClosed
+	}
+	return s.db.NewTransaction(false), nil
+}
+
+func (s *Store) endRead(txn *badger.Txn) {
+	txn.Discard()
+	s.life.RUnlock()
 }
 
 // FeatureVector is Features with an allocated vector.

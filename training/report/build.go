@@ -81,6 +81,7 @@ func Build(ctx context.Context, st *store.Store, site *config.Site, q Query) (*R
 	}
 
 	b := newBuilder(site, sc, q, from, to)
+	b.lastTS = stats.LastTS
 	if err := b.read(ctx, st); err != nil {
 		return nil, err
 	}
@@ -274,7 +275,9 @@ type builder struct {
 	decs     []*decision        // decisions with TS in [from, to), time order
 	unread   int                // decisions whose session was not read
 
-	prevDecisions int // decisions of the previous period
+	prevDecisions int   // decisions of the previous period
+	lastTS        int64 // the latest logged event of the site
+	openWindow    int   // decisions whose outcome window extends past lastTS
 	eligRules     *eligibility
 }
 

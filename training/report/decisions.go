@@ -162,6 +162,9 @@ func (b *builder) outcomes() {
 				}
 			}
 		default:
+			if d.rec.TS+b.q.Window.Milliseconds() > b.lastTS {
+				b.openWindow++
+			}
 			anon := d.rec.AnonymousID
 			if anon == "" && d.s != nil {
 				anon = d.s.anon

@@ -78,17 +78,17 @@ func (p *randomizedDecider) decide(visitor, decisionID string, eligible []string
 	return arm, group, prob
 }
 
-// liftRun simulates visitors under the randomized decider through the real store and decision
-// log, builds the report with session outcomes and returns it with the true effects: the
-// policy's (mean over every decided session of P(greedy) − P(none)) and each intervention's
-// (mean of P(arm) − P(none) over the sessions where it was eligible).
-func liftRun(t testing.TB, seed uint64, visitors, days int) (*Report, map[string]float64) {
+// simulateStore simulates visitors of the demo shop (caps removed: the simulator applies
+// none) under the randomized decider through the real store and decision log; each decision
+// also logs pseudo-random uplift scores for its eligible interventions (for the impact
+// section; they do not drive the choice).
+func simulateStore(t testing.TB, seed uint64, visitors, days int) (*store.Store, *config.Site, *sim.Result, *randomizedDecider) {
 	t.Helper()
 	ctx := context.Background()
 	cfg := config.Demo()
 	site := &cfg.Sites[0]
 	for k := range site.Interventions {
-		site.Interventions[k].Caps = config.Caps{} // the simulator applies no caps
+		site.Interventions[k].Caps = config.Caps{}
 	}
 	sc, err := features.NewSchema(site.FeatureSpec())
 	if err != nil {
@@ -112,10 +112,15 @@ func liftRun(t testing.TB, seed uint64, visitors, days int) (*Report, map[string
 		if err != nil {
 			return sim.Decision{}, err
 		}
+		uplift := make([]float64, len(req.Eligible))
+		for k, name := range req.Eligible {
+			uplift[k] = 0.1 * (unitHash(seed, "uplift "+name, id) - 0.2)
+		}
 		logged++
 		return sim.Decision{Intervention: arm, DecisionID: id, Probability: prob}, st.LogDecision(ctx, &store.DecisionRecord{
 			ID: id, Site: site.ID, Session: sess, AnonymousID: req.AnonymousID, UserID: req.UserID, TS: req.TS,
-			Group: group, Arm: arm, Probability: prob, Interventions: append([]string(nil), req.Eligible...)})
+			Group: group, Arm: arm, Probability: prob, Interventions: append([]string(nil), req.Eligible...),
+			Uplift: uplift, UpliftVersion: 1})
 	})
 	res, err := s.Run(ctx, func(ctx context.Context, evs []features.Event) error {
 		_, err := st.Append(ctx, site.ID, evs)
@@ -125,6 +130,16 @@ func liftRun(t testing.TB, seed uint64, visitors, days int) (*Report, map[string
 		t.Fatal(err)
 	}
 	waitDecisions(t, st, site.ID, logged)
+	return st, site, res, pol
+}
+
+// liftRun builds the report of a simulated run with session outcomes and returns it with the
+// true effects: the policy's (mean over every decided session of P(greedy) − P(none)) and
+// each intervention's (mean of P(arm) − P(none) over the sessions where it was eligible).
+func liftRun(t testing.TB, seed uint64, visitors, days int) (*Report, map[string]float64) {
+	t.Helper()
+	ctx := context.Background()
+	st, site, res, pol := simulateStore(t, seed, visitors, days)
 	r, err := Build(ctx, st, site, Query{Outcome: OutcomeSession})
 	if err != nil {
 		t.Fatal(err)

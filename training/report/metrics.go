@@ -233,6 +233,10 @@ func (b *builder) notes(r *Report) {
 	if b.unread > 0 {
 		r.Notes = append(r.Notes, fmt.Sprintf("%d decisions belong to sessions that started before the look-back of the report and were left out of lift", b.unread))
 	}
+	if b.openWindow > 0 {
+		r.Notes = append(r.Notes, fmt.Sprintf("%d decisions were taken less than %s before the latest event: their outcome window is not over, so the conversion rates of lift are understated (the randomized comparisons are not biased by it)",
+			b.openWindow, b.q.Window))
+	}
 	r.Notes = dedupe(r.Notes)
 }
 

@@ -15,6 +15,7 @@ import (
 
 	"github.com/nudgehq/nudge/data/config"
 	"github.com/nudgehq/nudge/features"
+	"github.com/nudgehq/nudge/serve/dashboard"
 )
 
 // EventStore is what the API needs of the event store. Append must return only once the
@@ -99,6 +100,13 @@ type Options struct {
 	Decisions DecisionStore
 	Live      *Live
 	Models    ModelRegistry
+
+	// Reporter enables the report API (GET /v1/report) and the dashboard (/dashboard/;
+	// report.go). ReportTTL is how long a report is reused (default DefaultReportTTL);
+	// DashboardSessions signs the dashboard's cookies (nil: a random per-process secret).
+	Reporter          Reporter
+	ReportTTL         time.Duration
+	DashboardSessions *dashboard.Sessions
 }
 
 // DefaultBodyLimit is the default largest request body: 1 MiB.
@@ -130,6 +138,7 @@ type Server struct {
 	decisions DecisionStore
 	live      *Live
 	models    ModelRegistry
+	report    *reportRoutes // nil without a Reporter
 }
 
 // New builds a Server. It does not listen: call Open.
@@ -226,6 +235,11 @@ func New(opts Options) (*Server, error) {
 	e.GET("/v1/stats", s.getStats)
 	s.routesDecide(e)
 	s.routesModels(e)
+	if opts.Reporter != nil {
+		if err := s.routesReport(e, opts); err != nil {
+			return nil, err
+		}
+	}
 	s.echo = e
 	s.http = &http.Server{
 		Handler:           e,

@@ -350,7 +350,7 @@ func (h *Handler) reportPage(w http.ResponseWriter, r *http.Request) {
 	if data.SiteName == "" {
 		data.SiteName = site.ID
 	}
-	sel, err := ParseQuery(q, site.ID, loc, now, DefaultPreset)
+	sel, err := ParseQuery(q, site.ID, loc, now, DefaultPreset, true)
 	data.Sel = sel
 	h.formOptions(data, sel)
 	if err != nil {
@@ -371,7 +371,7 @@ func (h *Handler) reportPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	links := func(section string) downloads {
-		v := sel.apiValues()
+		v := sel.APIValues(loc)
 		d := downloads{}
 		v.Set("section", section)
 		v.Set("format", "csv")
@@ -414,16 +414,25 @@ func (h *Handler) formOptions(d *pageData, sel Selection) {
 	}
 }
 
-// apiValues are the report API's parameters for the same report: explicit days rather than
-// a preset, so a download made later still covers the range on screen.
-func (s Selection) apiValues() url.Values {
+// APIValues are the report API's parameters for the same report: explicit bounds rather
+// than a preset, so a download made later still covers the range on screen, and to is the
+// exclusive end, as the API reads it.
+func (s Selection) APIValues(loc *time.Location) url.Values {
 	v := s.Values()
 	v.Del("range")
-	if s.FromDate != "" {
-		v.Set("from", s.FromDate)
+	v.Del("from")
+	v.Del("to")
+	bound := func(t time.Time) string {
+		if l := t.In(loc); l.Hour() == 0 && l.Minute() == 0 && l.Second() == 0 && l.Nanosecond() == 0 {
+			return l.Format(dateLayout)
+		}
+		return t.Format(time.RFC3339Nano)
 	}
-	if s.ToDate != "" {
-		v.Set("to", s.ToDate)
+	if !s.Query.From.IsZero() {
+		v.Set("from", bound(s.Query.From))
+	}
+	if !s.Query.To.IsZero() {
+		v.Set("to", bound(s.Query.To))
 	}
 	return v
 }

@@ -35,14 +35,17 @@ type Selection struct {
 	Query report.Query
 	// Preset is "7d", "28d", "all" or "" for a custom range.
 	Preset string
-	// FromDate and ToDate are the form's values (YYYY-MM-DD, ToDate inclusive), empty for
-	// "all".
+	// FromDate and ToDate are the date picker's values: the first and the last day covered
+	// (YYYY-MM-DD in the site's time zone), empty for "all".
 	FromDate, ToDate string
 }
 
 // ParseQuery reads a report query from URL parameters, in the site's time zone loc:
 //
-//	from, to    YYYY-MM-DD (days in loc; to is inclusive) or RFC 3339 times ([from, to))
+//	from, to    YYYY-MM-DD (midnight in loc) or RFC 3339 times; the range is [from, to)
+//	            by session start, as report.Query and `nudge report` have it. With
+//	            toInclusive (the dashboard's date picker), a day given as to is included:
+//	            to=2026-11-23 ends at midnight after that day.
 //	range       7d, 28d (the last n days up to today in loc) or all; from/to win over it
 //	group       hour, day, week, auto or empty
 //	threshold   a number: the expected-value threshold of the impact section's policy point
@@ -50,7 +53,7 @@ type Selection struct {
 //
 // defPreset is the range used when neither from, to nor range is given ("" or "all": the
 // whole log). Errors are *ParamError.
-func ParseQuery(v url.Values, site string, loc *time.Location, now time.Time, defPreset string) (Selection, error) {
+func ParseQuery(v url.Values, site string, loc *time.Location, now time.Time, defPreset string, toInclusive bool) (Selection, error) {
 	sel := Selection{Query: report.Query{Site: site}}
 	if loc == nil {
 		loc = time.UTC
@@ -76,7 +79,7 @@ func ParseQuery(v url.Values, site string, loc *time.Location, now time.Time, de
 		if sel.Query.From, err = parseTime(from, loc, false); err != nil {
 			return sel, &ParamError{"from", from, err.Error()}
 		}
-		if sel.Query.To, err = parseTime(to, loc, true); err != nil {
+		if sel.Query.To, err = parseTime(to, loc, toInclusive); err != nil {
 			return sel, &ParamError{"to", to, err.Error()}
 		}
 		if !sel.Query.From.IsZero() && !sel.Query.To.IsZero() && !sel.Query.From.Before(sel.Query.To) {
@@ -123,14 +126,14 @@ func validPreset(p string) bool {
 	return false
 }
 
-// parseTime reads a day in loc (the start of it, or for an inclusive end, the start of the
-// next day) or an RFC 3339 time. Empty is the zero time.
-func parseTime(s string, loc *time.Location, end bool) (time.Time, error) {
+// parseTime reads a day in loc (its midnight, or with next the following midnight) or an
+// RFC 3339 time. Empty is the zero time.
+func parseTime(s string, loc *time.Location, next bool) (time.Time, error) {
 	if s == "" {
 		return time.Time{}, nil
 	}
 	if d, err := time.ParseInLocation(dateLayout, s, loc); err == nil {
-		if end {
+		if next {
 			d = d.AddDate(0, 0, 1)
 		}
 		return d, nil
@@ -142,8 +145,8 @@ func parseTime(s string, loc *time.Location, end bool) (time.Time, error) {
 	return t, nil
 }
 
-// Values returns the URL parameters that select the same report (from/to as dates, or
-// range), for links.
+// Values returns the dashboard URL parameters that select the same report (range, or
+// from/to as the first and last day), for the page's own links.
 func (s Selection) Values() url.Values {
 	v := url.Values{}
 	if s.Query.Site != "" {
@@ -172,8 +175,8 @@ func (s Selection) Values() url.Values {
 	return v
 }
 
-// Filename is the download name of a section of report r: nudge-<site>-<section>-<from>-<to>.<ext>
-// with the first and last day covered, in the report's time zone.
+// Filename is the download name of a section of report r:
+// nudge-<site>-<section>-<first day>-<last day>.<ext>, the days covered in loc.
 func Filename(r *report.Report, section, ext string, loc *time.Location) string {
 	if loc == nil {
 		loc = time.UTC

@@ -71,9 +71,10 @@
 // feed the per-intervention estimates). Because sessions of one visitor share their group
 // and are correlated, each proportion's variance is inflated by its design effect
 //
-//	deff = max(1, V_cl / V_bin),  V_cl = C/(C−1) · Σ_c (x_c − p̂·m_c)² / n²,  V_bin = p̂(1−p̂)/n
+//	deff = max(1, V_cl / V_bin),  V_cl = Σ_c (x_c − p̂·m_c)² / n²,  V_bin = p̂(1−p̂)/n
 //
-// (c: visitors, m_c their sessions, x_c their conversions), and the 95% interval of
+// (c: visitors, m_c their sessions, x_c their conversions; 1 for one session per visitor),
+// and the 95% interval of
 // δ = p̂₁ − p̂₀ is Newcombe's hybrid score interval (MOVER; Zou & Donner 2004 for clustered
 // data) with Wilson limits (l, u) computed on the effective sizes n/deff:
 //

@@ -48,9 +48,10 @@ func (s *propSample) add(cluster string, y bool) {
 func (s *propSample) rate() float64 { return ratio(s.x, s.n) }
 
 // deff is the design effect of the proportion: its cluster-robust (visitor) variance over the
-// binomial variance, at least 1.
+// binomial variance, at least 1. Without a small-sample factor, so that singleton clusters
+// give exactly 1 (Newcombe's interval unchanged for unclustered data).
 //
-//	V_cl  = C/(C-1) · Σ_c (x_c − p̂·m_c)² / n²,   V_bin = p̂(1−p̂)/n,   deff = max(1, V_cl/V_bin)
+//	V_cl  = Σ_c (x_c − p̂·m_c)² / n²,   V_bin = p̂(1−p̂)/n,   deff = max(1, V_cl/V_bin)
 func (s *propSample) deff() float64 {
 	C := float64(len(s.clusters))
 	p := s.rate()
@@ -63,7 +64,7 @@ func (s *propSample) deff() float64 {
 		d := c[1] - p*c[0]
 		ss += d * d
 	}
-	vcl := C / (C - 1) * ss / (s.n * s.n)
+	vcl := ss / (s.n * s.n)
 	return max(1, vcl/vbin)
 }
 

@@ -48,7 +48,7 @@ func (f *fakeReporter) Report(ctx context.Context, site string, q report.Query) 
 	if f.err != nil {
 		return nil, f.err
 	}
-	r := dashtest.Fixture(site, q.From, q.To)
+	r := dashtest.Fixture(site, q.From, q.To, q.Group)
 	f.last, f.lastQ = r, q
 	return r, nil
 }

@@ -307,7 +307,7 @@ type interval struct {
 // forest renders estimates with confidence-interval whiskers around a zero line.
 func forest(id, name, title, desc string, rows []interval, xfmt func(float64) string) template.HTML {
 	var b strings.Builder
-	const w, rowH, labelW, textW, axisH = 640.0, 32.0, 120.0, 170.0, 26.0
+	const w, rowH, labelW, textW, axisH = 1200.0, 34.0, 140.0, 190.0, 26.0
 	h := rowH*float64(len(rows)) + axisH + 6
 	svgOpen(&b, id, name, title, desc, w, h, len(rows))
 	if len(rows) == 0 {

@@ -34,11 +34,7 @@ func (f *fakeReporter) Report(_ context.Context, site string, q report.Query) (*
 	if f.err != nil {
 		return nil, f.err
 	}
-	r := dashtest.Fixture(site, q.From, q.To)
-	if q.Group != "" {
-		r.Group = q.Group
-	}
-	return r, nil
+	return dashtest.Fixture(site, q.From, q.To, q.Group), nil
 }
 
 func (f *fakeReporter) last() report.Query {
@@ -399,7 +395,7 @@ func TestEverySectionRenders(t *testing.T) {
 	if !q.From.Equal(time.Date(2026, 10, 27, 0, 0, 0, 0, time.UTC)) || !q.To.Equal(time.Date(2026, 11, 24, 0, 0, 0, 0, time.UTC)) || q.Group != "day" {
 		t.Errorf("query %+v", q)
 	}
-	r := dashtest.Fixture("demo", q.From, q.To)
+	r := dashtest.Fixture("demo", q.From, q.To, q.Group)
 	for _, s := range append([]string{"notes"}, report.Sections...) {
 		if !strings.Contains(body, `<section id="`+s+`"`) {
 			t.Errorf("section %s missing", s)

@@ -11,20 +11,31 @@ import (
 	"github.com/nudgehq/nudge/training/report"
 )
 
-// Fixture returns a report of the demo shop over [from, to) in UTC, grouped by day (or by
-// hour for ranges of 2 days or less), with every section filled with plausible figures
-// that depend on the range: a longer range has more sessions, so a test can see a page
-// change when the range does. Zero from/to mean the 28 days before 2026-11-23.
-func Fixture(site string, from, to time.Time) *report.Report {
+// Fixture returns a report of the demo shop over [from, to) in UTC, in buckets of group
+// ("" picks hour up to 2 days, day up to 90, else week, as the engine does), with every
+// section filled with plausible figures that depend on the range: a longer range has more
+// sessions, so a test can see a page change when the range does. Zero from/to mean the 28
+// days before 2026-11-23.
+func Fixture(site string, from, to time.Time, group string) *report.Report {
 	if to.IsZero() {
 		to = time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)
 	}
 	if from.IsZero() || !from.Before(to) {
 		from = to.AddDate(0, 0, -28)
 	}
-	group, step := "day", 24*time.Hour
-	if to.Sub(from) <= 48*time.Hour {
-		group, step = "hour", time.Hour
+	if group == "" {
+		switch d := to.Sub(from); {
+		case d <= 48*time.Hour:
+			group = "hour"
+		case d <= 90*24*time.Hour:
+			group = "day"
+		default:
+			group = "week"
+		}
+	}
+	step := map[string]time.Duration{"hour": time.Hour, "day": 24 * time.Hour, "week": 7 * 24 * time.Hour}[group]
+	if step == 0 {
+		group, step = "day", 24*time.Hour
 	}
 	r := &report.Report{
 		Version: report.FormatVersion, Site: site, From: from, To: to, TimeZone: "UTC", Group: group,
@@ -35,11 +46,11 @@ func Fixture(site string, from, to time.Time) *report.Report {
 	i := 0
 	for t := from; t.Before(to); t = t.Add(step) {
 		// A weekly rhythm (weekends busier) over a slow rise, deterministic.
-		day := float64(t.Sub(from) / step)
+		day := t.Sub(from).Hours() / 24
 		w := 1 + 0.25*math.Sin(2*math.Pi*float64(t.Weekday())/7) + 0.01*day
 		s := int64(math.Round(w * 90 * float64(step) / float64(24*time.Hour)))
 		if step == time.Hour {
-			s = int64(math.Round(w * (2 + 4*math.Sin(math.Pi*float64(t.Hour())/24))))
+			s = int64(math.Round(w * 3.75 * (0.4 + 0.94*math.Sin(math.Pi*float64(t.Hour())/24))))
 		}
 		c := int64(math.Round(float64(s) * (0.06 + 0.01*math.Cos(float64(i)))))
 		d := s * 9 / 10

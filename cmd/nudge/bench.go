@@ -41,6 +41,17 @@ type benchResult struct {
 	HTTP     time.Duration // wall time of the HTTP phase
 	Direct   time.Duration // the same batches through store.Append in-process (0 if skipped)
 	Raw      time.Duration // store.RawBaseline on the same events
+	// Process CPU time (user+system, every goroutine, the GC and the load generator
+	// included) of each phase: steadier than wall time on a shared machine.
+	HTTPCPU, DirectCPU, RawCPU time.Duration
+}
+
+// cpuPerEvent formats a phase's CPU time per event ("" when not measured).
+func (r benchResult) cpuPerEvent(d time.Duration) string {
+	if d <= 0 || r.Events == 0 {
+		return ""
+	}
+	return fmt.Sprintf("  %5.1f µs CPU/event", float64(d.Microseconds())/float64(r.Events))
 }
 
 func (r benchResult) httpRate() float64 { return float64(r.Events) / r.HTTP.Seconds() }
@@ -105,13 +116,13 @@ func printBench(w io.Writer, o benchOptions, r benchResult) {
 	}
 	fmt.Fprintf(w, "ingest over HTTP: %d events in %d requests of %d, %d clients, %s\n",
 		r.Events, r.Requests, o.batch, o.concurrency, mode)
-	fmt.Fprintf(w, "  http:         %8.3fs  %10.0f events/s\n", r.HTTP.Seconds(), r.httpRate())
+	fmt.Fprintf(w, "  http:         %8.3fs  %10.0f events/s%s\n", r.HTTP.Seconds(), r.httpRate(), r.cpuPerEvent(r.HTTPCPU))
 	if r.Direct > 0 {
-		fmt.Fprintf(w, "  store.Append: %8.3fs  %10.0f events/s  (same batches and clients, in-process, no HTTP)\n",
-			r.Direct.Seconds(), r.directRate())
+		fmt.Fprintf(w, "  store.Append: %8.3fs  %10.0f events/s%s  (same batches and clients, in-process, no HTTP)\n",
+			r.Direct.Seconds(), r.directRate(), r.cpuPerEvent(r.DirectCPU))
 	}
-	fmt.Fprintf(w, "  raw baseline: %8.3fs  %10.0f events/s  (badger WriteBatch of %d, one sync)\n",
-		r.Raw.Seconds(), r.rawRate(), o.batch)
+	fmt.Fprintf(w, "  raw baseline: %8.3fs  %10.0f events/s%s  (badger WriteBatch of %d, one sync)\n",
+		r.Raw.Seconds(), r.rawRate(), r.cpuPerEvent(r.RawCPU), o.batch)
 	fmt.Fprintf(w, "  ratio http/raw: %.2f   (targets: >= 100000 events/s, ratio >= 0.5)\n", r.ratio())
 }
 
@@ -173,9 +184,11 @@ func benchIngest(ctx context.Context, o benchOptions, log *slog.Logger) (benchRe
 	var res benchResult
 	// Each phase runs under a pprof label (phase=http|direct|raw) that the goroutines it
 	// starts (server, store writer, Badger) inherit: `go tool pprof -tagfocus phase=http`.
+	cpu0 := ingestProcessCPU()
 	pprof.Do(ctx, pprof.Labels("phase", "http"), func(ctx context.Context) {
 		res, err = benchHTTP(ctx, o, cfg, filepath.Join(dir, "http"), bodies, lim, log)
 	})
+	res.HTTPCPU = ingestProcessCPU() - cpu0
 	if err != nil {
 		return res, err
 	}
@@ -192,9 +205,11 @@ func benchIngest(ctx context.Context, o benchOptions, log *slog.Logger) (benchRe
 		evs = append(evs, dec.Events...)
 	}
 	if o.direct {
+		cpu0 := ingestProcessCPU()
 		pprof.Do(ctx, pprof.Labels("phase", "direct"), func(ctx context.Context) {
 			res.Direct, err = benchDirect(ctx, cfg, filepath.Join(dir, "direct"), o, batches, log)
 		})
+		res.DirectCPU = ingestProcessCPU() - cpu0
 		if err != nil {
 			return res, err
 		}
@@ -202,9 +217,11 @@ func benchIngest(ctx context.Context, o benchOptions, log *slog.Logger) (benchRe
 	for i := range evs {
 		evs[i].Session = evs[i].SessionID
 	}
+	cpu0 = ingestProcessCPU()
 	pprof.Do(ctx, pprof.Labels("phase", "raw"), func(ctx context.Context) {
 		res.Raw, err = store.RawBaseline(ctx, filepath.Join(dir, "raw"), evs, o.batch)
 	})
+	res.RawCPU = ingestProcessCPU() - cpu0
 	if err != nil {
 		return res, fmt.Errorf("bench: %w", err)
 	}

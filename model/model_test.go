@@ -365,7 +365,7 @@ func TestEnsembleSignedZeroAndInf(t *testing.T) {
 	}
 }
 
-// TestEnsembleMatchesReferenceWalk compares the packed, four-at-a-time walk with a plain walk
+// TestEnsembleMatchesReferenceWalk compares the packed, eight-at-a-time walk with a plain walk
 // of the serialised arrays (x > threshold goes right, NaN left), bit for bit.
 func TestEnsembleMatchesReferenceWalk(t *testing.T) {
 	for _, trees := range []int{1, 3, 4, 7, 203} {
@@ -397,6 +397,153 @@ func TestEnsembleMatchesReferenceWalk(t *testing.T) {
 			if got != want {
 				t.Fatalf("%d trees, x=%v: Margin %v, reference %v", trees, x, got, want)
 			}
+		}
+	}
+}
+
+// unevenEnsemble builds trees whose leaves lie at random depths up to maxDepth (a split stops
+// with probability stop at each level), with thresholds that include -0 and exact feature
+// values, so the perfect layout's padding and the sign test are exercised.
+func unevenEnsemble(tb testing.TB, seed uint64, trees, maxDepth, d int, stop float64) *model.Ensemble {
+	tb.Helper()
+	rng := rand.New(rand.NewPCG(seed, 3))
+	e := model.Ensemble{Features: make([]string, d), Base: rng.NormFloat64()}
+	for j := range e.Features {
+		e.Features[j] = "f" + string(rune('a'+j%26)) + string(rune('a'+j/26))
+	}
+	var grow func(level int) int32
+	grow = func(level int) int32 {
+		id := int32(len(e.Feature))
+		e.Feature = append(e.Feature, -1)
+		e.Threshold = append(e.Threshold, 0)
+		e.Left = append(e.Left, 0)
+		e.Right = append(e.Right, 0)
+		e.Value = append(e.Value, rng.NormFloat64()*0.1)
+		if level < maxDepth && rng.Float64() >= stop {
+			e.Feature[id] = int32(rng.IntN(d))
+			switch rng.IntN(8) {
+			case 0:
+				e.Threshold[id] = math.Copysign(0, -1)
+			case 1:
+				e.Threshold[id] = float64(rng.IntN(3))
+			default:
+				e.Threshold[id] = rng.NormFloat64()
+			}
+			l := grow(level + 1)
+			r := grow(level + 1)
+			e.Left[id], e.Right[id] = l, r
+		}
+		return id
+	}
+	for k := 0; k < trees; k++ {
+		e.Roots = append(e.Roots, grow(0))
+	}
+	m, err := model.NewEnsemble(e)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return m
+}
+
+// referenceMargin walks the serialised arrays one tree at a time (x > threshold goes right,
+// NaN left).
+func referenceMargin(e *model.Ensemble, x []float64) float64 {
+	s := e.Base
+	for _, n := range e.Roots {
+		for e.Feature[n] >= 0 {
+			if x[e.Feature[n]] > e.Threshold[n] {
+				n = e.Right[n]
+			} else {
+				n = e.Left[n]
+			}
+		}
+		s += e.Value[n]
+	}
+	return s
+}
+
+// TestEnsembleWalksMatchReference checks both walks (the fixed-depth one, with its NaN
+// replacement and leaf self-loops, and the one with a leaf test) against the reference walk
+// bit for bit, on uneven trees and on inputs with NaN, infinities, zeros of both signs and
+// values equal to thresholds, for rows the fixed-depth walk takes and rows too wide for it.
+func TestEnsembleWalksMatchReference(t *testing.T) {
+	tests := []struct {
+		name            string
+		trees, depth, d int
+		stop            float64
+	}{
+		{"leaves only", 5, 0, 9, 0},
+		{"uneven depth 3", 203, 3, 9, 0.25},
+		{"uneven depth 4", 7, 4, 9, 0.3},
+		{"full depth 6", 9, 6, 9, 0},
+		{"deep and uneven", 13, 12, 9, 0.15},
+		{"one tree", 1, 2, 9, 0.2},
+		{"widest flat row", 41, 4, model.MaxFlatFeatures, 0.1},
+		{"row too wide for the flat walk", 41, 4, model.MaxFlatFeatures + 1, 0.1},
+	}
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := unevenEnsemble(t, uint64(i), tc.trees, tc.depth, tc.d, tc.stop)
+			rng := rand.New(rand.NewPCG(uint64(i), 9))
+			special := []float64{math.NaN(), math.Inf(1), math.Inf(-1), 0, math.Copysign(0, -1), 1, 2}
+			x := make([]float64, tc.d)
+			for k := 0; k < 500; k++ {
+				for j := range x {
+					x[j] = rng.NormFloat64()
+					if rng.IntN(4) == 0 {
+						x[j] = special[rng.IntN(len(special))]
+					}
+				}
+				want := referenceMargin(e, x)
+				got, err := e.Margin(x)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if lt := model.LeafTestMargin(e, x); math.Float64bits(lt) != math.Float64bits(want) {
+					t.Fatalf("x=%v: leaf-test walk %v, reference %v", x, lt, want)
+				}
+				if math.Float64bits(got) != math.Float64bits(want) {
+					t.Fatalf("x=%v: Margin %v, reference %v", x, got, want)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkEnsembleWalks compares the two walks on the shapes the pipeline fits: the
+// propensity GBDT (up to 500 trees of depth 4) and a T-learner arm (200 of depth 3, uneven).
+func BenchmarkEnsembleWalks(b *testing.B) {
+	for _, sh := range []struct {
+		name         string
+		trees, depth int
+		stop         float64
+	}{{"500x4", 500, 4, 0.1}, {"200x3", 200, 3, 0.3}, {"200x6", 200, 6, 0}} {
+		e := unevenEnsemble(b, 1, sh.trees, sh.depth, 40, sh.stop)
+		rng := rand.New(rand.NewPCG(1, 1))
+		xs := make([][]float64, 64)
+		for k := range xs {
+			xs[k] = make([]float64, 40)
+			for i := range xs[k] {
+				xs[k][i] = rng.NormFloat64()
+			}
+		}
+		for _, w := range []struct {
+			name string
+			fn   func(x []float64) float64
+		}{
+			{"fixed-depth", func(x []float64) float64 { v, _ := e.Margin(x); return v }},
+			{"leaf-test", func(x []float64) float64 { return model.LeafTestMargin(e, x) }},
+		} {
+			b.Run(sh.name+"/"+w.name, func(b *testing.B) {
+				b.ReportAllocs()
+				var s float64
+				i := 0
+				for b.Loop() {
+					s += w.fn(xs[i&63])
+					i++
+				}
+				_ = s
+			})
 		}
 	}
 }

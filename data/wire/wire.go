@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 
 	gojson "github.com/goccy/go-json"
 
@@ -221,10 +222,41 @@ type decoder struct {
 	now   time.Time
 	id    string
 	errs  []FieldError
+	// strs backs the event's unescaped strings (ids, name, props): one allocation per
+	// event instead of one per string. Bytes are only ever appended within its capacity,
+	// never overwritten, and each event gets a new one (see keep).
+	strs []byte
 }
 
 func (d *decoder) reset(index int, lim Limits, now time.Time) {
-	d.index, d.lim, d.now, d.id, d.errs = index, lim, now, "", d.errs[:0:0]
+	d.index, d.lim, d.now, d.id, d.errs, d.strs = index, lim, now, "", d.errs[:0:0], nil
+}
+
+// keep returns b as a string backed by the event's string block (a copy of b: the body may
+// be reused once decoded). A string that does not fit is allocated on its own.
+func (d *decoder) keep(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	n := len(d.strs)
+	if n+len(b) > cap(d.strs) {
+		return string(b)
+	}
+	d.strs = append(d.strs, b...)
+	// The bytes [n, n+len(b)) are never written again: the string is immutable.
+	return unsafe.String(&d.strs[n], len(b))
+}
+
+// decodeStr decodes a raw JSON string (or null) like decodeString, its unescaped text kept in the
+// event's string block.
+func (d *decoder) decodeStr(r []byte) (string, string) {
+	if len(r) >= 2 && r[0] == '"' && bytes.IndexByte(r[1:len(r)-1], '\\') < 0 {
+		if !utf8.Valid(r) {
+			return "", "invalid UTF-8"
+		}
+		return d.keep(r[1 : len(r)-1]), ""
+	}
+	return decodeString(r)
 }
 
 func (d *decoder) fail(field, format string, args ...any) {
@@ -301,6 +333,7 @@ func fieldIndex(k []byte) int {
 // event decodes one event from raw, which is valid JSON.
 func (d *decoder) event(raw []byte, consentDefault bool) features.Event {
 	ev := features.Event{Consent: consentDefault}
+	d.strs = make([]byte, 0, len(raw)) // the event's strings are disjoint parts of raw
 	if len(raw) == 0 || raw[0] != '{' {
 		d.fail("event", "must be a JSON object, got %s", kind(raw))
 		return ev
@@ -396,7 +429,7 @@ var typeList = func() string {
 
 // str decodes a JSON string value; null is the empty string.
 func (d *decoder) str(field string, r json.RawMessage) (string, bool) {
-	s, reason := decodeString(r)
+	s, reason := d.decodeStr(r)
 	if reason != "" {
 		d.fail(field, "%s", reason)
 		return "", false
@@ -520,7 +553,7 @@ func (d *decoder) props(r []byte) map[string]string {
 		if n > d.lim.MaxProps {
 			return
 		}
-		k, reason := decodeString(kr)
+		k, reason := d.decodeStr(kr)
 		if reason != "" {
 			d.fail(fProps, "invalid key: %s", reason)
 			return
@@ -529,7 +562,7 @@ func (d *decoder) props(r []byte) map[string]string {
 		var val string
 		switch v[0] {
 		case '"':
-			s, reason := decodeString(v)
+			s, reason := d.decodeStr(v)
 			if reason != "" {
 				d.fail(field(), "%s", reason)
 				return

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -88,8 +88,8 @@ Environment: NUDGE_DATA, NUDGE_CONFIG, NUDGE_SITE, NUDGE_SERVER, NUDGE_ADMIN_KEY
 	fs.StringVar(&f.format, "format", "text", "output: text, json or csv")
 	fs.StringVar(&f.section, "section", "", "csv: the section to write ("+strings.Join(report.Sections, ", ")+" or all)")
 	fs.StringVarP(&f.out, "out", "o", "", "write to this file (atomically) instead of standard output")
-	fs.Float64Var(&f.threshold, "threshold", 0, "impact: the policy's expected-value threshold (default: the site's); --data only")
-	fs.Float64Var(&f.budget, "budget", 0, "impact: the budget share in (0, 1] (default: the site's); --data only")
+	fs.Float64Var(&f.threshold, "threshold", 0, "impact: the policy's expected-value threshold (default: the site's)")
+	fs.Float64Var(&f.budget, "budget", 0, "impact: the budget share in (0, 1] (default: the site's)")
 	fs.DurationVar(&f.window, "window", 0, "lift: the outcome window after a decision (default: the training label window, 24h); --data only")
 	fs.DurationVar(&f.halfLife, "half-life", 0, "attribution: the time-decay half-life (default 168h); --data only")
 	fs.StringVar(&f.outcome, "outcome", "", "lift outcome: visitor (a conversion within --window) or session (later in the same session); --data only")
@@ -129,7 +129,7 @@ func (f *reportFlags) validate(cmd *cobra.Command) error {
 				return fmt.Errorf("--%s and --server exclude each other: the server reads its own store", name)
 			}
 		}
-		for _, name := range []string{"threshold", "budget", "window", "half-life", "outcome"} {
+		for _, name := range []string{"window", "half-life", "outcome"} {
 			if cmd.Flags().Changed(name) {
 				return fmt.Errorf("--%s is not supported with --server (the server applies its own)", name)
 			}
@@ -163,11 +163,10 @@ func parseReportTime(flag, s string, loc *time.Location) (time.Time, error) {
 }
 
 func runReport(cmd *cobra.Command, a *app, f reportFlags) error {
-	ctx := cmd.Context()
 	var r *report.Report
 	var err error
 	if f.server != "" {
-		r, err = fetchReport(ctx, f)
+		r, err = fetchReport(cmd, f)
 	} else {
 		r, err = buildLocalReport(cmd, a, f)
 	}
@@ -228,11 +227,17 @@ func buildLocalReport(cmd *cobra.Command, a *app, f reportFlags) (*report.Report
 }
 
 // fetchReport gets the report as JSON from a running server's admin API.
-func fetchReport(ctx context.Context, f reportFlags) (*report.Report, error) {
+func fetchReport(cmd *cobra.Command, f reportFlags) (*report.Report, error) {
+	ctx := cmd.Context()
 	v := url.Values{"format": {"json"}}
 	for name, val := range map[string]string{"site": f.site, "from": f.from, "to": f.to, "group": f.group} {
 		if val != "" {
 			v.Set(name, val)
+		}
+	}
+	for name, val := range map[string]float64{"threshold": f.threshold, "budget": f.budget} {
+		if cmd.Flags().Changed(name) {
+			v.Set(name, strconv.FormatFloat(val, 'g', -1, 64))
 		}
 	}
 	rm := &remoteModels{base: strings.TrimRight(f.server, "/"), key: f.key, client: &http.Client{Timeout: f.timeout}}

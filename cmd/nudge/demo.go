@@ -41,7 +41,7 @@ func newDemoCmd(a *app) *cobra.Command {
 	var f demoFlags
 	cmd := &cobra.Command{
 		Use:   "demo",
-		Short: "Simulate a shop, train and promote models, then serve the API on localhost",
+		Short: "Simulate a shop, train and promote models, then serve the API and the dashboard on localhost",
 		Long: `Run the whole product on the demo shop in one command.
 
 On an embedded store (a temporary directory, removed at exit, or --data DIR, kept), nudge
@@ -53,7 +53,8 @@ ingest endpoint (POST /v1/events) and every decision through the real decide end
 --holdout), so the traffic is a randomised policy whose assignment probabilities are logged.
 Then it trains a propensity and an uplift model on the logged data (point in time), promotes
 both (swapped live, no restart), restores the configured policy and keeps serving until
-Ctrl-C, printing what to open and a curl example with a real session id.
+Ctrl-C, printing what to open: the dashboard (/dashboard/, log in with the demo site's admin
+key), the API and curl examples with a real session id.
 
 --exit-after-setup runs everything, prints a summary with the models' metrics, and shuts
 down cleanly (tests, CI).`,
@@ -137,7 +138,8 @@ func runDemoSetup(ctx context.Context, out io.Writer, f demoFlags) (sum *demoSum
 			err = errors.Join(err, cerr)
 		}
 	}()
-	opts := serve.Options{Config: cfg, Events: storeAdapter{st}, Decode: wireDecoder(wire.DefaultLimits()), Logger: log}
+	opts := serve.Options{Config: cfg, Events: storeAdapter{st}, Decode: wireDecoder(wire.DefaultLimits()), Logger: log,
+		Reporter: reportAdapter{st, cfg}}
 	reg, err := withDecide(ctx, &opts, st, cfg, log)
 	if err != nil {
 		return nil, err
@@ -357,9 +359,10 @@ func demoPrintOpen(w io.Writer, base string, site *config.Site, session string) 
 		session = "my-session"
 	}
 	fmt.Fprintf(w, `
+Dashboard:      %[1]s/dashboard/   (log in with the admin key below)
 API:            %[1]s   (site %[2]q)
 Write key:      %[3]s   (browser-safe: ingest, decide)
-Admin key:      %[4]s   (secret: models, stats, training)
+Admin key:      %[4]s   (secret: dashboard, reports, models, stats, training)
 
 Decide for a live session:
   curl -s -X POST %[1]s/v1/decide -H 'Authorization: Bearer %[3]s' -H 'Content-Type: application/json' \
@@ -368,6 +371,8 @@ Models and promotion history:
   curl -s %[1]s/v1/models -H 'Authorization: Bearer %[4]s'
 Site stats:
   curl -s %[1]s/v1/stats -H 'Authorization: Bearer %[4]s'
+The report (JSON; or one section as CSV with format=csv&section=funnel):
+  curl -s '%[1]s/v1/report?range=28d' -H 'Authorization: Bearer %[4]s'
 `, base, site.ID, site.WriteKey, site.AdminKey, session)
 }
 

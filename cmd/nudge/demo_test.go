@@ -39,7 +39,8 @@ func TestDemoExitAfterSetup(t *testing.T) {
 	}
 	evalN, _ := strconv.Atoi(ev[1])
 	for _, want := range []string{"promoted and live: propensity v1, uplift v2", "auc=", "ope_snips=", "live policy: ", "of the oracle's",
-		"curl -s -X POST http://127.0.0.1:", `"session_id": "sim3-s`, "/v1/models", "setup done in"} {
+		"curl -s -X POST http://127.0.0.1:", `"session_id": "sim3-s`, "/v1/models", "setup done in",
+		"/dashboard/   (log in with the admin key below)", "Admin key:      ak_demo_0123456789abcdef", "/v1/report?range=28d"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q", want)
 		}

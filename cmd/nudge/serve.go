@@ -32,11 +32,14 @@ func newServeCmd(a *app) *cobra.Command {
 	var f serveFlags
 	cmd := &cobra.Command{
 		Use:   "serve",
-		Short: "Run the HTTP API (ingest, admin reads)",
+		Short: "Run the HTTP API (ingest, decide, admin, reports) and the dashboard",
 		Long: `Run nudge's HTTP API until SIGINT or SIGTERM, then stop accepting connections, finish
 in-flight requests, drain the store's write queue and close Badger cleanly.
 
 Without --config, nudge serves the built-in demo site (keys printed in the log).
+
+The marketer's dashboard is at /dashboard/ (log in with a site's admin key) and the report
+API at GET /v1/report (admin key).
 
 Every flag can also be set from the environment (flags win): NUDGE_ADDR, NUDGE_DATA,
 NUDGE_CONFIG, NUDGE_SESSION_TIMEOUT, NUDGE_UNSAFE_NO_SYNC, NUDGE_BODY_LIMIT, NUDGE_LOG_LEVEL,
@@ -101,7 +104,7 @@ func runServe(ctx context.Context, a *app, f serveFlags) (err error) {
 	lim.MaxEvents = f.maxEvents
 	opts := serve.Options{
 		Config: cfg, Events: storeAdapter{st}, Decode: wireDecoder(lim), Logger: log,
-		BodyLimit: f.bodyLimit, RequestTimeout: f.requestTimeout,
+		BodyLimit: f.bodyLimit, RequestTimeout: f.requestTimeout, Reporter: reportAdapter{st, cfg},
 	}
 	if _, err := withDecide(ctx, &opts, st, cfg, log); err != nil {
 		return err
@@ -118,7 +121,7 @@ func runServe(ctx context.Context, a *app, f serveFlags) (err error) {
 		sites[i] = cfg.Sites[i].ID
 	}
 	log.Info("listening", "addr", srv.Addr(), "data", f.data, "config", cfg.Path, "sites", sites,
-		"durable", !f.unsafeNoSync)
+		"durable", !f.unsafeNoSync, "dashboard", "http://"+srv.Addr()+"/dashboard/")
 	<-ctx.Done()
 	log.Info("shutting down: finishing in-flight requests", "timeout", f.shutdownTimeout)
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), f.shutdownTimeout)

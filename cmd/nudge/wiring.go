@@ -12,12 +12,14 @@ import (
 	"github.com/nudgehq/nudge/data/wire"
 	"github.com/nudgehq/nudge/features"
 	"github.com/nudgehq/nudge/serve"
+	"github.com/nudgehq/nudge/training/report"
 )
 
 // Compile-time checks that the adapters satisfy what serve/ declares.
 var (
 	_ serve.EventStore = storeAdapter{}
 	_ serve.Decoder    = wireDecoder(wire.Limits{})
+	_ serve.Reporter   = reportAdapter{}
 )
 
 // loadConfig loads the file at path, or returns the demo site when path is empty.
@@ -145,4 +147,25 @@ func wireDecoder(lim wire.Limits) serve.Decoder {
 		}
 		return out, nil
 	}
+}
+
+// reportAdapter presents report.Build on the store as a serve.Reporter (the report API and
+// the dashboard): the site comes from the configuration, a query the engine refuses is a
+// bad parameter.
+type reportAdapter struct {
+	st  *store.Store
+	cfg *config.Config
+}
+
+func (a reportAdapter) Report(ctx context.Context, site string, q report.Query) (*report.Report, error) {
+	s, ok := a.cfg.Site(site)
+	if !ok {
+		return nil, serve.Mark(serve.ErrNotFound, fmt.Errorf("unknown site %q", site))
+	}
+	q.Site = s.ID
+	r, err := report.Build(ctx, a.st, s, q)
+	if errors.Is(err, report.ErrQuery) {
+		return nil, serve.Mark(serve.ErrBadParam, err)
+	}
+	return r, storeErr(err)
 }

@@ -178,7 +178,7 @@ func newView(r *report.Report, loc *time.Location, model string, sel Selection, 
 		v.Lift = append(v.Lift, liftRow{
 			Arm: l.Arm, Sessions: fmtInt(float64(l.Sessions)), Conversions: fmtInt(float64(l.Conversions)),
 			Rate: fmtPct(l.Rate), Holdout: fmtInt(float64(l.HoldoutSessions)), HoldoutRate: fmtPct(l.HoldoutRate),
-			Lift: fmtPP(l.Lift), CI: "[" + fmtPP(l.CI.Low) + ", " + fmtPP(l.CI.High) + "]", Relative: fmtSignedPct(l.Relative),
+			Lift: fmtPP(l.Lift), CI: "[" + strings.TrimSuffix(fmtPP(l.CI.Low), " pp") + ", " + fmtPP(l.CI.High) + "]", Relative: fmtSignedPct(l.Relative),
 			P: fmtP(l.PValue), Incremental: fmtNum(l.Incremental),
 			IncCI:      "[" + fmtNum(l.IncrementalCI.Low) + ", " + fmtNum(l.IncrementalCI.High) + "]",
 			IncRevenue: fmtMoney(l.IncrementalRevenue), Cost: fmtMoney(l.Cost), ROI: fmtROI(l.ROI, l.Cost),

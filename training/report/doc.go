@@ -163,8 +163,8 @@
 //
 // # Speed
 //
-// BenchmarkBuild (a demo-size store: 1,500 visitors, 21 days, about 42,000 events, 2,900
-// sessions and decisions) builds the whole report in about 0.18–0.25 s on the shared 2-core
-// machine, 170k–230k events/s; about 85% of it is the store's scan (event decoding, visitor
-// history).
+// BenchmarkBuild (a demo-size store: 1,500 visitors, 21 days, 42,172 events, 2,928 sessions
+// and as many logged decisions) builds the whole report in 230–413 ms, median 240 ms (about
+// 170k events/s, 70 MB and 1.07M allocations per build) on the shared 2-core machine at load
+// average 8.5; about 85% of the CPU is the store's scan (event decoding, visitor history).
 package report

@@ -11,9 +11,10 @@ all: vet test
 build:
 	$(GO) build -o bin/nudge ./cmd/nudge
 
-# The README's test command (what .ci/run runs).
+# The README's test command (what .ci/run runs): installs Chromium for the browser tests when
+# it can, then the race-enabled suite and the slow quality test.
 test:
-	$(GO) test -race -timeout 45m ./... && $(GO) test -tags slow -run 'TestQualityLearntPolicySlow' -timeout 30m ./training/pipeline
+	./test.sh
 
 test-short:
 	$(GO) test -short -timeout 10m ./...

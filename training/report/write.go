@@ -175,7 +175,11 @@ func (r *Report) WriteText(out io.Writer) error {
 		if strings.HasSuffix(m.Name, "_rate") || m.Name == "intervention_ctr" {
 			v, prev = pct(m.Metric.Value), pct(m.Metric.Previous)
 		}
-		p("%s\t%s\t%s\t%+.1f%%\t\n", m.Name, v, prev, 100*m.Metric.Change)
+		change := "n/a" // no previous figure to compare with
+		if m.Metric.Previous != 0 {
+			change = fmt.Sprintf("%+.1f%%", 100*m.Metric.Change)
+		}
+		p("%s\t%s\t%s\t%s\t\n", m.Name, v, prev, change)
 	}
 	flush()
 

@@ -26,3 +26,12 @@ func threadFaults() int64 {
 	}
 	return ru.Minflt + ru.Majflt
 }
+
+// processCPU is the CPU time (user + system) of the whole process, every thread included.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}

@@ -8,3 +8,5 @@ import "time"
 func threadCPU() time.Duration { return 0 }
 
 func threadFaults() int64 { return 0 }
+
+func processCPU() time.Duration { return 0 }

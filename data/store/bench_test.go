@@ -279,32 +279,47 @@ func BenchmarkAppend(b *testing.B) {
 
 // BenchmarkFeatures reads random sessions' vectors (by server session id) from a store of
 // -store.sessions sessions (50k by default, 1M with -tags slow), freshly opened so no session
-// and no block is cached: every read goes to Badger. BenchmarkLiveSessionCold is the decide path's
-// read of the same sessions by client session id. Metrics: latency percentiles and max, GC
-// cycles during the reads.
+// and no block is cached: every read goes to Badger. BenchmarkLiveSessionCold is the decide
+// path's read of the same sessions by client session id. Metrics: latency percentiles and max,
+// page faults of the reading thread per read (first touches of Badger's mmaped tables), CPU
+// time of the whole process per read (Badger's goroutines and the GC included: the figure to
+// compare on a loaded machine), GC cycles during the reads.
+//
+// Sub-benchmark fresh reads right after Open returns, with Open's warm-up pass off (warm.go):
+// the first read of each page of Badger's tables takes a page fault. warmed reads after the
+// warm-up pass has walked the session records (its duration is the warmup-ms metric).
 func BenchmarkFeatures(b *testing.B) {
-	benchColdRead(b, func(s *Store, ctx context.Context, id string, out []float64) error {
+	benchColdReads(b, func(s *Store, ctx context.Context, id string, out []float64) error {
 		_, err := s.Features(ctx, "site", id, t0+1e12, out)
 		return err
 	})
 }
 
 func BenchmarkLiveSessionCold(b *testing.B) {
-	benchColdRead(b, func(s *Store, ctx context.Context, id string, out []float64) error {
+	benchColdReads(b, func(s *Store, ctx context.Context, id string, out []float64) error {
 		_, _, err := s.LiveSession(ctx, "site", id, t0+1e12, out)
 		return err
 	})
 }
 
-func benchColdRead(b *testing.B, read func(*Store, context.Context, string, []float64) error) {
+func benchColdReads(b *testing.B, read func(*Store, context.Context, string, []float64) error) {
+	b.Run("fresh", func(b *testing.B) { benchColdRead(b, false, read) })
+	b.Run("warmed", func(b *testing.B) { benchColdRead(b, true, read) })
+}
+
+func benchColdRead(b *testing.B, warm bool, read func(*Store, context.Context, string, []float64) error) {
 	n := *flagFeatureSessions
 	dir := buildFixture(b, "features", n, 3)
 	ctx := context.Background()
-	s, err := Open(ctx, Options{Dir: dir, Schema: schemaOf, Badger: benchBadger(b)})
+	start := time.Now()
+	s, err := Open(ctx, Options{Dir: dir, Schema: schemaOf, Badger: benchBadger(b), NoWarmUp: !warm})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer s.Close(ctx)
+	opened := time.Now()
+	<-s.warmDone
+	warmedUp := time.Since(opened)
 	if b.N > 1 {
 		b.Logf("LSM: %s", lsmShape(s.DB()))
 	}
@@ -326,7 +341,7 @@ func benchColdRead(b *testing.B, read func(*Store, context.Context, string, []fl
 	// One OS thread for the reads, so its CPU clock and fault count are the reads' own.
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	faults0 := threadFaults()
+	faults0, cpu0 := threadFaults(), processCPU()
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := range b.N {
@@ -344,13 +359,18 @@ func benchColdRead(b *testing.B, read func(*Store, context.Context, string, []fl
 		}
 	}
 	b.StopTimer()
-	faults := threadFaults() - faults0
+	faults, procCPU := threadFaults()-faults0, processCPU()-cpu0
 	runtime.ReadMemStats(&ms)
 	lat.report(b, "")
 	cpu.report(b, "cpu-")
 	b.ReportMetric(float64(faults)/float64(b.N), "faults/op")
+	b.ReportMetric(float64(procCPU.Nanoseconds())/1e3/float64(b.N), "cpu-µs/op")
 	b.ReportMetric(float64(ms.NumGC-gc0), "gcs")
 	b.ReportMetric(float64(n), "sessions")
+	b.ReportMetric(float64(opened.Sub(start).Milliseconds()), "open-ms")
+	if warm {
+		b.ReportMetric(float64(warmedUp.Milliseconds()), "warmup-ms")
+	}
 }
 
 // BenchmarkReplay replays every stored session (10 events each) into its vector as of its

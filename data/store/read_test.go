@@ -196,3 +196,63 @@ func TestColdReadAfterClose(t *testing.T) {
 		t.Errorf("LiveSession after Close: %v, want ErrClosed", err)
 	}
 }
+
+// TestWarmUp: Open's warm-up pass walks the stored session records and ends by itself; Close
+// during it stops it (Close returns, nothing leaks, no race); it is off in memory and with
+// NoWarmUp; it changes no answer.
+func TestWarmUp(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := openStore(t, dir, nil)
+	var evs []features.Event
+	for i := range 3 * warmUpCheckEvery {
+		id := "c" + strings.Repeat("x", i%7) + string(rune('a'+i%26)) + strings.Repeat("y", i/26)
+		evs = append(evs, pv("e"+id, id, "a"+id, t0+int64(i), "/"))
+	}
+	mustAppend(t, s, "shop", evs...)
+	want := make([]float64, testSchema.Len())
+	if _, err := s.Features(ctx, "shop", evs[0].SessionID, t0+hr, want); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, tc := range []struct {
+		name        string
+		mut         func(*Options)
+		closeAtOnce bool
+	}{
+		{"walks to the end", nil, false},
+		{"stopped by Close", nil, true},
+		{"off with NoWarmUp", func(o *Options) { o.NoWarmUp = true }, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := openStore(t, dir, tc.mut)
+			if tc.closeAtOnce {
+				if err := s.Close(ctx); err != nil {
+					t.Fatal(err)
+				}
+				<-s.warmDone
+				if _, err := s.Features(ctx, "shop", evs[1].SessionID, t0+hr, nil); !errors.Is(err, ErrClosed) {
+					t.Errorf("read after Close: %v", err)
+				}
+				return
+			}
+			<-s.warmDone
+			if walked := s.warmedKeys; (tc.mut == nil) != (walked == len(evs)) || (tc.mut != nil && walked != 0) {
+				t.Errorf("the warm-up walked %d session records of %d", walked, len(evs))
+			}
+			got := make([]float64, testSchema.Len())
+			if _, err := s.Features(ctx, "shop", evs[0].SessionID, t0+hr, got); err != nil || !slices.Equal(got, want) {
+				t.Errorf("after the warm-up: %v %v, want %v", got, err, want)
+			}
+		})
+	}
+	mem := openStore(t, "", nil)
+	select {
+	case <-mem.warmDone:
+	default:
+		t.Error("an in-memory store has a warm-up pass")
+	}
+}

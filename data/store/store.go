@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
 
 	"github.com/nudgehq/nudge/features"
 )
@@ -52,6 +53,9 @@ type Options struct {
 	SessionCache int
 	// Badger overrides the tuned Badger options (tests, tools); nil keeps the defaults.
 	Badger func(badger.Options) badger.Options
+	// NoWarmUp skips the background pass that Open starts to map the pages of the stored
+	// session records (see warm.go): the first read of each page then pays a page fault.
+	NoWarmUp bool
 }
 
 // Store is the Badger-backed event log and session store. It is safe for concurrent use.
@@ -78,13 +82,28 @@ type Store struct {
 	// Writer-only state.
 	w writerState
 
+	warmStop chan struct{} // closed by Close: the warm-up pass stops
+	warmDone chan struct{} // closed when the warm-up pass has ended (or never started)
+	// warmedKeys counts the session records the warm-up pass walked (read after warmDone).
+	warmedKeys int
+
 	// testHookGroup, when set, runs at the start of every write group (tests only).
 	testHookGroup func()
 }
 
 // BadgerOptions returns the Badger options nudge uses: tuned for a small service (smaller
-// memtables and caches, two compactors, explicit sync instead of SyncWrites, no conflict
-// detection since a single writer writes), logging through log at warning level.
+// memtables, two compactors, explicit sync instead of SyncWrites, no conflict detection since a
+// single writer writes), logging through log at warning level.
+//
+// Tables are not compressed and there is no block cache: a read of a block not read before
+// then costs a binary search in the table's block (a slice of the mmaped file), where Snappy
+// blocks cost a 4 KB allocation, a decompression and a block-cache admission (whose policy
+// work runs in Ristretto's goroutines) on each cache miss, which is every read of a random old
+// session once the store is larger than the cache. The price is disk: about 2.4x the Snappy
+// size for the event log (the page cache holds what is read often). Tables that an older
+// version wrote with Snappy stay readable (the compression is recorded per table), without
+// a cache, until a compaction rewrites them. Badger's expvar metrics (one map update per
+// lookup and level) are off: nothing reads them.
 func BadgerOptions(dir string, inMemory bool, log *slog.Logger) badger.Options {
 	if inMemory {
 		dir = ""
@@ -99,8 +118,10 @@ func BadgerOptions(dir string, inMemory bool, log *slog.Logger) badger.Options {
 		WithNumLevelZeroTablesStall(12).
 		WithBaseTableSize(8 << 20).
 		WithBaseLevelSize(64 << 20).
-		WithBlockCacheSize(64 << 20).
-		WithIndexCacheSize(32 << 20).
+		WithCompression(options.None).
+		WithBlockCacheSize(0).
+		WithIndexCacheSize(0).
+		WithMetricsEnabled(false).
 		WithNumCompactors(2).
 		WithValueLogFileSize(64 << 20).
 		WithLogger(slogAdapter{log})
@@ -155,10 +176,17 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		sessions: newShardedCache(opts.SessionCache),
 		clients:  newShardedCache(opts.SessionCache),
 		w:        newWriterState(opts.SessionCache),
+		warmStop: make(chan struct{}),
+		warmDone: make(chan struct{}),
 	}
 	s.w.seen = seen
 	go s.writer()
 	go s.syncer()
+	if opts.InMemory || opts.NoWarmUp {
+		close(s.warmDone)
+	} else {
+		go s.warmUp()
+	}
 	return s, nil
 }
 
@@ -176,6 +204,7 @@ func (s *Store) Close(ctx context.Context) error {
 		return nil
 	}
 	s.signal()
+	close(s.warmStop)
 	var ctxErr error
 	select {
 	case <-s.done:
@@ -184,6 +213,7 @@ func (s *Store) Close(ctx context.Context) error {
 		s.abort.Store(true)
 		<-s.done
 	}
+	<-s.warmDone
 	s.life.Lock()
 	s.dbShut = true
 	err := s.db.Close()

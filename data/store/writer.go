@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
 	"sync/atomic"
 
 	"github.com/dgraph-io/badger/v4"
@@ -167,10 +168,20 @@ func newWriterState(n int) writerState {
 // liveSession is a session being modified in the current chunk.
 type liveSession struct {
 	id    string
+	idb   []byte // id as bytes: the value of its events' dedupe keys (set on first use)
 	key   []byte
 	rec   sessionRecord
 	state features.State
 }
+
+// idKey is a dedupe key (site, event id) as a map key that needs no allocation.
+type idKey struct{ site, id string }
+
+// unloggedID is an unlogged event's dedupe key and server session.
+type unloggedID struct{ key, session string }
+
+// chunkBlock is the size of the blocks the chunk's keys and values are cut from.
+const chunkBlock = 32 << 10
 
 // chunk is the overlay of one Badger transaction: nothing in it reaches the shared caches
 // before the transaction has committed.
@@ -184,8 +195,14 @@ type chunk struct {
 	bytes    int
 	sessions map[string]*liveSession
 	clients  map[string]string
-	ids      map[string]string // dedupe key -> server session, every event of the chunk
-	unlogged []string          // dedupe keys of the chunk's unlogged events
+	ids      map[idKey]string // server session of every event of the chunk
+	unlogged []unloggedID      // the chunk's unlogged events
+	mem      []byte           // the current block of keys and values (alloc)
+
+	// The session of the chunk's last event, by client id: a batch's events mostly
+	// come in runs of one session.
+	lastSite, lastClient string
+	last                 *liveSession
 	visitors map[string]struct{}
 	counters map[string]*siteCounters
 	seen     []uint64          // filter hashes of the dedupe and visitor keys written
@@ -221,7 +238,7 @@ func (s *Store) newChunk(events int) *chunk {
 		idx:      make(map[string][]idxEntry),
 		sessions: make(map[string]*liveSession, events/8),
 		clients:  make(map[string]string, events/8),
-		ids:      make(map[string]string, events),
+		ids:      make(map[idKey]string, events),
 		visitors: make(map[string]struct{}),
 		counters: make(map[string]*siteCounters),
 	}
@@ -425,6 +442,44 @@ func (s *Store) processGroup(reqs []*request) (err error) {
 	return s.launch(last, reqs)
 }
 
+// alloc returns an empty slice with capacity n cut from the chunk's current block: the keys
+// and values handed to Badger, which keeps them until the commit is applied.
+func (c *chunk) alloc(n int) []byte {
+	if len(c.mem)+n > cap(c.mem) {
+		c.mem = make([]byte, 0, max(n, chunkBlock))
+	}
+	m := len(c.mem)
+	c.mem = c.mem[:m+n]
+	return c.mem[m:m:m+n]
+}
+
+// key2 is key(ns, a, b) cut from the chunk's block.
+func (c *chunk) key2(ns byte, a, b string) []byte {
+	k := c.alloc(1 + uvarintLen(len(a)) + len(a) + uvarintLen(len(b)) + len(b))
+	k = append(k, ns)
+	k = appendStr(k, a)
+	return appendStr(k, b)
+}
+
+// eventKey is eventKey(site, session, ts, eventID) cut from the chunk's block.
+func (c *chunk) eventKey(site, session string, ts int64, eventID string) []byte {
+	k := c.alloc(1 + uvarintLen(len(site)) + len(site) + uvarintLen(len(session)) + len(session) + 8 + len(eventID))
+	k = append(k, nsEvent)
+	k = appendStr(k, site)
+	k = appendStr(k, session)
+	k = appendTS(k, ts)
+	return append(k, eventID...)
+}
+
+// uvarintLen is the length of n as a uvarint.
+func uvarintLen(n int) int {
+	l := 1
+	for ; n >= 0x80; n >>= 7 {
+		l++
+	}
+	return l
+}
+
 func (c *chunk) set(k, v []byte) error {
 	c.bytes += len(k) + len(v)
 	if err := c.txn.Set(k, v); err != nil {
@@ -461,12 +516,12 @@ func (c *chunk) discard() {
 
 // dedupe looks an event id up: overlay, recent cache, seen filter (a definite "never
 // written" ends it), then Badger.
-func (c *chunk) dedupe(dk []byte, h uint64) (string, bool, error) {
-	if sess, ok := c.ids[string(dk)]; ok {
+func (c *chunk) dedupe(ik idKey, dk []byte, h uint64) (string, bool, error) {
+	if sess, ok := c.ids[ik]; ok {
 		return sess, true, nil
 	}
 	if p := c.parent; p != nil {
-		if sess, ok := p.ids[string(dk)]; ok {
+		if sess, ok := p.ids[ik]; ok {
 			return sess, true, nil
 		}
 	}
@@ -712,9 +767,10 @@ func (c *chunk) add(r *request, sc *features.Schema, i int) error {
 	if err != nil {
 		return err
 	}
-	dk := key(nsDedupe, site, ev.EventID)
+	ik := idKey{site, ev.EventID}
+	dk := c.key2(nsDedupe, site, ev.EventID)
 	dh := c.s.w.seen.hash(dk)
-	if sess, dup, err := c.dedupe(dk, dh); err != nil {
+	if sess, dup, err := c.dedupe(ik, dk, dh); err != nil {
 		return err
 	} else if dup {
 		r.res.Duplicates++
@@ -724,13 +780,15 @@ func (c *chunk) add(r *request, sc *features.Schema, i int) error {
 		return nil
 	}
 
-	ls, err := c.currentSession(site, ev.SessionID, sc)
-	if err != nil {
+	var ls *liveSession
+	if c.last != nil && c.lastClient == ev.SessionID && c.lastSite == site {
+		ls = c.last // the client id's current session, as currentSession would find it
+	} else if ls, err = c.currentSession(site, ev.SessionID, sc); err != nil {
 		return err
 	}
 	if ls == nil || ev.TS-ls.rec.LastTS > c.s.opts.SessionTimeout.Milliseconds() {
 		visit := 1
-		id := ev.SessionID
+		id := strings.Clone(ev.SessionID) // kept in caches: not a part of the caller's memory
 		if ls != nil {
 			visit = ls.rec.Visit + 1
 			id = ev.SessionID + "~" + strconv.Itoa(visit)
@@ -740,6 +798,7 @@ func (c *chunk) add(r *request, sc *features.Schema, i int) error {
 		}
 	}
 
+	c.last, c.lastSite, c.lastClient = ls, site, ev.SessionID
 	ev.Session = ls.id
 	r.res.Sessions[i] = ls.id
 	sc.Fold(&ls.state, ev)
@@ -757,9 +816,9 @@ func (c *chunk) add(r *request, sc *features.Schema, i int) error {
 		rec.Withdrawn = true
 	}
 	// Unlogged events are remembered (in memory only) so a retry is not folded twice.
-	c.ids[string(dk)] = ls.id
+	c.ids[ik] = ls.id
 	if !ev.Consent || !rec.Indexed || rec.Withdrawn {
-		c.unlogged = append(c.unlogged, string(dk))
+		c.unlogged = append(c.unlogged, unloggedID{string(dk), ls.id})
 		r.res.Unlogged++
 		cnt.Unlogged++
 		return nil
@@ -767,10 +826,13 @@ func (c *chunk) add(r *request, sc *features.Schema, i int) error {
 
 	buf := appendEvent(c.s.w.buf[:0], ev)
 	c.s.w.buf = buf
-	if err := c.set(eventKey(site, ls.id, ev.TS, ev.EventID), append([]byte(nil), buf...)); err != nil {
+	if err := c.set(c.eventKey(site, ls.id, ev.TS, ev.EventID), append(c.alloc(len(buf)), buf...)); err != nil {
 		return err
 	}
-	if err := c.set(dk, []byte(ls.id)); err != nil {
+	if ls.idb == nil {
+		ls.idb = []byte(ls.id)
+	}
+	if err := c.set(dk, ls.idb); err != nil {
 		return err
 	}
 	c.seen = append(c.seen, dh)
@@ -845,8 +907,8 @@ func (c *chunk) publish() {
 		c.s.clients.put(k, []byte(v))
 	}
 	// Logged ids are found through the seen filter and Badger; unlogged ones exist only here.
-	for _, k := range c.unlogged {
-		w.recentIDs.put(k, c.ids[k])
+	for _, u := range c.unlogged {
+		w.recentIDs.put(u.key, u.session)
 	}
 	for k := range c.visitors {
 		w.visitors.put(k, struct{}{})

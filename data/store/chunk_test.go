@@ -1,0 +1,51 @@
+package store
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+)
+
+// TestChunkKeysMatchKeys: the keys the writer cuts from its chunk blocks are byte for byte
+// the keys of keys.go, for short and long (multi-byte uvarint) parts, and the blocks never
+// hand out overlapping memory.
+func TestChunkKeysMatchKeys(t *testing.T) {
+	c := &chunk{}
+	long := strings.Repeat("x", 300)
+	var got [][]byte
+	for _, p := range []struct{ a, b string }{{"site", "e1"}, {"", ""}, {long, "e2"}, {"s", long}, {long, strings.Repeat("y", 40000)}} {
+		k := c.key2(nsDedupe, p.a, p.b)
+		if want := key(nsDedupe, p.a, p.b); !bytes.Equal(k, want) {
+			t.Errorf("key2(%q, %q) = %x, want %x", p.a, p.b, k, want)
+		}
+		ek := c.eventKey(p.a, p.b, -12345, "ev")
+		if want := eventKey(p.a, p.b, -12345, "ev"); !bytes.Equal(ek, want) {
+			t.Errorf("eventKey(%q, %q) = %x, want %x", p.a, p.b, ek, want)
+		}
+		got = append(got, k, ek)
+	}
+	// Writing one slice to its capacity must not change another.
+	saved := make([][]byte, len(got))
+	for i, k := range got {
+		saved[i] = bytes.Clone(k)
+	}
+	for i := range got {
+		full := got[i][:cap(got[i])]
+		for j := range full {
+			full[j] ^= 0xFF
+		}
+		for j := range got {
+			if j != i && !bytes.Equal(got[j], saved[j]) {
+				t.Fatalf("slice %d overlaps slice %d", i, j)
+			}
+		}
+		for j := range full {
+			full[j] ^= 0xFF
+		}
+	}
+	for _, n := range []int{0, 1, 127, 128, 16383, 16384, 1 << 21} {
+		if got, want := uvarintLen(n), len(appendStr(nil, strings.Repeat("z", n)))-n; got != want {
+			t.Errorf("uvarintLen(%d) = %d, want %d", n, got, want)
+		}
+	}
+}

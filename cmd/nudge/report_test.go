@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -11,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nudgehq/nudge/data/config"
+	"github.com/nudgehq/nudge/data/wire"
+	"github.com/nudgehq/nudge/serve"
 	"github.com/nudgehq/nudge/training/report"
 )
 
@@ -100,7 +104,7 @@ func TestReportCommand(t *testing.T) {
 		{[]string{"--site", "nosuch"}, "no such site"},
 		{[]string{"--server", "http://127.0.0.1:1"}, "needs --key"},
 		{[]string{"--server", "ftp://x", "--key", "k"}, "want a URL"},
-		{[]string{"--server", "http://127.0.0.1:1", "--key", "k", "--threshold", "1"}, "--threshold is not supported with --server"},
+		{[]string{"--server", "http://127.0.0.1:1", "--key", "k", "--outcome", "session"}, "--outcome is not supported with --server"},
 		{[]string{"--out", filepath.Join(dir, "no", "such", "dir", "r.txt")}, "--out"},
 		{[]string{"--server", "http://127.0.0.1:1", "--key", "k", "--data", dir}, "--data and --server exclude each other"},
 	} {
@@ -146,11 +150,11 @@ func TestReportServer(t *testing.T) {
 	defer srv.Close()
 
 	code, out, errOut := runCmd(t, "report", "--server", srv.URL, "--key", "ak_demo_0123456789abcdef", "--site", "demo",
-		"--from", "2026-01-06", "--to", "2026-01-08", "--group", "day", "--format", "csv", "--section", "funnel")
+		"--from", "2026-01-06", "--to", "2026-01-08", "--group", "day", "--format", "csv", "--section", "funnel", "--budget", "0.2")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
-	if len(got) != 1 || got[0] != "/v1/report?format=json&from=2026-01-06&group=day&site=demo&to=2026-01-08" {
+	if len(got) != 1 || got[0] != "/v1/report?budget=0.2&format=json&from=2026-01-06&group=day&site=demo&to=2026-01-08" {
 		t.Errorf("requests %q", got)
 	}
 	if !strings.Contains(out, "browse,phase,10,1,0.5,0.5") {
@@ -159,5 +163,56 @@ func TestReportServer(t *testing.T) {
 	code, _, errOut = runCmd(t, "report", "--server", srv.URL, "--admin-key", "ak_wrong_0123456789abcdef")
 	if code == 0 || !strings.Contains(errOut, "wrong admin key") {
 		t.Errorf("refused key: exit %d %q", code, errOut)
+	}
+}
+
+// TestReportRealServer runs nudge report --server against the real GET /v1/report of
+// serve (with the wiring's reportAdapter) on a simulated store: the CLI renders what the server
+// computed, the same figures as --data; a bad range is the server's 400 message.
+func TestReportRealServer(t *testing.T) {
+	dir := t.TempDir()
+	simulateInto(t, dir, 150, 5)
+	code, local, errOut := runCmd(t, "report", "--data", dir, "--format", "csv", "--section", "funnel", "--from", "2026-01-06", "--to", "2026-01-09")
+	if code != 0 {
+		t.Fatalf("local: exit %d %s", code, errOut)
+	}
+	ctx := context.Background()
+	cfg := config.Demo()
+	st, err := openStore(ctx, cfg, storeOptions{dir: dir}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := serve.New(serve.Options{Config: cfg, Events: storeAdapter{st}, Decode: wireDecoder(wire.DefaultLimits()),
+		Reporter: reportAdapter{st, cfg}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Open("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		_ = srv.Close(cctx)
+		_ = st.Close(cctx)
+	})
+	base := "http://" + srv.Addr()
+	key := cfg.Sites[0].AdminKey
+	code, remote, errOut := runCmd(t, "report", "--server", base, "--key", key, "--format", "csv", "--section", "funnel",
+		"--from", "2026-01-06", "--to", "2026-01-09")
+	if code != 0 {
+		t.Fatalf("remote: exit %d %s", code, errOut)
+	}
+	if remote != local || !strings.Contains(remote, "browse,phase,") {
+		t.Errorf("--server and --data differ:\n%s\n%s", remote, local)
+	}
+	code, out, errOut := runCmd(t, "report", "--server", base, "--key", key, "--format", "json", "--budget", "0.2")
+	var r report.Report
+	if code != 0 || json.Unmarshal([]byte(out), &r) != nil || r.Site != "demo" || r.Overview.Sessions.Value == 0 {
+		t.Errorf("remote json with --budget: exit %d %s\n%.300s", code, errOut, out)
+	}
+	code, _, errOut = runCmd(t, "report", "--server", base, "--key", key, "--from", "2026-01-09", "--to", "2026-01-06")
+	if code == 0 || !strings.Contains(errOut, "400") {
+		t.Errorf("bad range through the server: exit %d %q", code, errOut)
 	}
 }

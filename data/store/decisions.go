@@ -102,12 +102,25 @@ func onlyDecisions(reqs []*request) bool {
 	return true
 }
 
-// writeDecisions writes a group of decisions in one Badger write batch (split by Badger as
-// needed), without the chunk overlay ingest needs and without an fsync. The keys and values
-// of the whole group are laid out in one buffer.
+// writeDecisions writes a group of decisions in one Badger transaction (committed and
+// continued in a new one whenever Badger finds it too big), without the chunk overlay ingest
+// needs and without an fsync. The keys and values of the whole group are laid out in one
+// buffer. A plain transaction rather than a WriteBatch: the batch's asynchronous commit costs
+// a goroutine, a throttle and a spare transaction per group, and the writer waits for it anyway.
 func (s *Store) writeDecisions(reqs []*request) error {
-	wb := s.db.NewWriteBatch()
-	defer wb.Cancel()
+	txn := s.db.NewTransaction(true)
+	defer func() { txn.Discard() }()
+	set := func(k, v []byte) error {
+		err := txn.Set(k, v)
+		if errors.Is(err, badger.ErrTxnTooBig) {
+			if err := txn.Commit(); err != nil {
+				return err
+			}
+			txn = s.db.NewTransaction(true)
+			err = txn.Set(k, v)
+		}
+		return err
+	}
 	n := 0
 	for _, r := range reqs {
 		n += decisionSizeHint(r.decision)
@@ -120,7 +133,7 @@ func (s *Store) writeDecisions(reqs []*request) error {
 		k := buf[start:len(buf):len(buf)]
 		start = len(buf)
 		buf = appendDecision(buf, rec)
-		if err := wb.Set(k, buf[start:len(buf):len(buf)]); err != nil {
+		if err := set(k, buf[start:len(buf):len(buf)]); err != nil {
 			return fmt.Errorf("store: write decision: %w", err)
 		}
 		start = len(buf)
@@ -130,11 +143,11 @@ func (s *Store) writeDecisions(reqs []*request) error {
 		k = buf[start:len(buf):len(buf)]
 		start = len(buf)
 		buf = appendTS(buf, rec.TS)
-		if err := wb.Set(k, buf[start:len(buf):len(buf)]); err != nil {
+		if err := set(k, buf[start:len(buf):len(buf)]); err != nil {
 			return fmt.Errorf("store: write decision: %w", err)
 		}
 	}
-	if err := wb.Flush(); err != nil {
+	if err := txn.Commit(); err != nil {
 		return fmt.Errorf("store: write decisions: %w", err)
 	}
 	return nil

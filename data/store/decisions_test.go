@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -203,6 +204,59 @@ func TestDecisionLayout(t *testing.T) {
 		laid := len(decisionKey(r.Site, r.TS, r.ID)) + len(appendDecision(nil, r)) + len(key(nsDecisionByID, r.Site, r.ID)) + 8
 		if h := decisionSizeHint(r); h < laid {
 			t.Errorf("size hint %d < %d bytes laid out for %q", h, laid, r.ID)
+		}
+	}
+}
+
+// TestDecisionGroupTooBigForOneTransaction queues more decisions than one Badger transaction
+// holds (the writer blocked meanwhile), so writeDecisions must commit and continue: after
+// Close every decision is in the log, in order, and readable by id.
+func TestDecisionGroupTooBigForOneTransaction(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	s, err := Open(ctx, Options{Dir: dir, Schema: schemaOf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	block := make(chan struct{})
+	first := true
+	s.testHookGroup = func() {
+		if first {
+			first = false
+			<-block
+		}
+	}
+	// Badger's transactions hold at most 15% of the store's 32 MB memtable: 30,000 decisions
+	// of about 400 bytes need three or more.
+	const n = 30000
+	ivs := []string{"discount10", "chat_offer", "help_tip"}
+	reason := strings.Repeat("a long reason ", 25)
+	for i := range n {
+		rec := &DecisionRecord{ID: fmt.Sprintf("d%05d", i), Site: "shop", Session: "s", TS: t0 + int64(i),
+			Group: "treatment", Interventions: ivs, Uplift: []float64{1, 2, float64(i)}, Reason: reason}
+		if err := s.LogDecision(ctx, rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(block)
+	if err := s.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s = openStore(t, dir, nil)
+	i := 0
+	err = s.Decisions(ctx, "shop", 0, 0, func(r *DecisionRecord) error {
+		if want := fmt.Sprintf("d%05d", i); r.ID != want || r.Uplift[2] != float64(i) || r.Reason != reason {
+			return fmt.Errorf("decision %d = %s %v", i, r.ID, r.Uplift)
+		}
+		i++
+		return nil
+	})
+	if err != nil || i != n {
+		t.Fatalf("read %d of %d: %v", i, n, err)
+	}
+	for _, id := range []string{"d00000", "d14999", "d29999"} {
+		if _, _, err := s.Decision(ctx, "shop", id); err != nil {
+			t.Errorf("decision %s by id: %v", id, err)
 		}
 	}
 }

@@ -374,3 +374,45 @@ func TestLiftAndImpactByHand(t *testing.T) {
 		t.Errorf("at the max EV threshold the decision is still treated: %+v", im.ByThreshold[10])
 	}
 }
+
+// An empty store gives a report (with a note) that encodes as JSON: no NaN anywhere.
+func TestEmptyStore(t *testing.T) {
+	site, sc := testSite(t)
+	st := openMem(t, sc)
+	r, err := Build(context.Background(), st, site, Query{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf strings.Builder
+	if err := r.WriteJSON(&buf); err != nil {
+		t.Fatal(err)
+	}
+	if r.Overview.Sessions.Value != 0 || len(r.Lift) != 0 || len(r.Notes) == 0 || !strings.Contains(r.Notes[0], "no events") {
+		t.Errorf("empty report: %+v", r)
+	}
+}
+
+// Buckets follow the site's time zone: the hand log in Paris starts on 5 March at 10:00
+// local time, so the first day bucket starts at local midnight.
+func TestSeriesTimeZone(t *testing.T) {
+	st := handLog(t)
+	site, _ := testSite(t)
+	site.TimeZone = "Europe/Paris"
+	if site.Location() == time.UTC {
+		t.Skip("no tz database")
+	}
+	r, err := Build(context.Background(), st, site, Query{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.TimeZone != "Europe/Paris" || r.Series[0].Start.Format(time.RFC3339) != "2026-03-05T00:00:00+01:00" {
+		t.Fatalf("zone %s, first bucket %s", r.TimeZone, r.Series[0].Start.Format(time.RFC3339))
+	}
+	var buf strings.Builder
+	if err := r.WriteCSV(&buf, "series"); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(buf.String(), "from=2026-03-05T10:00:00+01:00") || !strings.Contains(buf.String(), "\n2026-03-10T00:00:00+01:00,4,2,140,1,1\n") {
+		t.Errorf("series csv in Paris time:\n%s", buf.String())
+	}
+}

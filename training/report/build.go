@@ -41,6 +41,8 @@ var groups = []string{"hour", "day", "week"}
 // Build computes the report of q for site from the store. It reads the store through its
 // read APIs only (Stats, Decisions, ReplayAll, Promoted): one scan of the sessions that
 // started between the earliest look-back the report needs and To + the outcome window.
+// Build keeps no state between calls and is safe for concurrent use; errors for a bad query
+// match ErrQuery.
 func Build(ctx context.Context, st *store.Store, site *config.Site, q Query) (*Report, error) {
 	if st == nil || site == nil {
 		return nil, fmt.Errorf("%w: a store and a site are required", ErrQuery)

@@ -12,7 +12,8 @@ import (
 // CSV section ("# nudge report v1 section=funnel ...").
 const FormatVersion = 1
 
-// Query selects what a report covers.
+// Query selects what a report covers. It must stay JSON-marshalable (no func or channel
+// fields): serve keys its report cache on its JSON.
 type Query struct {
 	Site string
 	// From and To bound session start times, half-open [From, To). Zero values mean the

@@ -196,17 +196,17 @@ type chunk struct {
 	sessions map[string]*liveSession
 	clients  map[string]string
 	ids      map[idKey]string // server session of every event of the chunk
-	unlogged []unloggedID      // the chunk's unlogged events
+	unlogged []unloggedID     // the chunk's unlogged events
 	mem      []byte           // the current block of keys and values (alloc)
+	visitors map[string]struct{}
+	counters map[string]*siteCounters
+	seen     []uint64          // filter hashes of the dedupe and visitor keys written
+	vals     map[string][]byte // encoded session records by session key (set by prepare)
 
 	// The session of the chunk's last event, by client id: a batch's events mostly
 	// come in runs of one session.
 	lastSite, lastClient string
 	last                 *liveSession
-	visitors map[string]struct{}
-	counters map[string]*siteCounters
-	seen     []uint64          // filter hashes of the dedupe and visitor keys written
-	vals     map[string][]byte // encoded session records by session key (set by prepare)
 }
 
 // newChunk starts a chunk for about events events (a size hint for its maps: presizing
@@ -450,7 +450,7 @@ func (c *chunk) alloc(n int) []byte {
 	}
 	m := len(c.mem)
 	c.mem = c.mem[:m+n]
-	return c.mem[m:m:m+n]
+	return c.mem[m : m : m+n]
 }
 
 // key2 is key(ns, a, b) cut from the chunk's block.

@@ -231,7 +231,11 @@ func (b *builder) notes(r *Report) {
 		r.Notes = append(r.Notes, "no decisions are logged in the range: no lift and no impact")
 	}
 	if b.unread > 0 {
-		r.Notes = append(r.Notes, fmt.Sprintf("%d decisions belong to sessions that started before the look-back of the report and were left out of lift", b.unread))
+		what := "their eligibility could not be replayed (every intervention counts as eligible for them)"
+		if b.q.Outcome == OutcomeSession {
+			what = "they are left out of lift (their session outcome is unknown)"
+		}
+		r.Notes = append(r.Notes, fmt.Sprintf("%d decisions belong to sessions that started before the look-back of the report: %s", b.unread, what))
 	}
 	if b.openWindow > 0 {
 		r.Notes = append(r.Notes, fmt.Sprintf("%d decisions were taken less than %s before the latest event: their outcome window is not over, so the conversion rates of lift are understated (the randomized comparisons are not biased by it)",

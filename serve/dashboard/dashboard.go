@@ -364,6 +364,11 @@ func (h *Handler) reportPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rep, err := h.rep.Report(r.Context(), site.ID, sel.Query)
+	if errors.Is(err, report.ErrQuery) {
+		data.Error = err.Error()
+		h.render(w, "report", http.StatusBadRequest, data)
+		return
+	}
 	if err != nil {
 		h.log.Error("dashboard: report", "site", site.ID, "err", err)
 		data.Error = "The report could not be computed: " + err.Error()

@@ -506,6 +506,16 @@ func TestPageParameters(t *testing.T) {
 			}
 		})
 	}
+	t.Run("engine refuses the query", func(t *testing.T) {
+		e.rep.mu.Lock()
+		e.rep.err = fmt.Errorf("%w: outcome \"x\"", report.ErrQuery)
+		e.rep.mu.Unlock()
+		defer func() { e.rep.mu.Lock(); e.rep.err = nil; e.rep.mu.Unlock() }()
+		resp, body := get(t, c, e.srv.URL+"/dashboard/")
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "invalid query") {
+			t.Errorf("status %d", resp.StatusCode)
+		}
+	})
 	t.Run("reporter error", func(t *testing.T) {
 		e.rep.mu.Lock()
 		e.rep.err = errors.New("store closed")
@@ -537,5 +547,38 @@ func TestAssets(t *testing.T) {
 	}
 	if resp, _ := get(t, e.client(t), e.srv.URL+"/dashboard"); resp.StatusCode != http.StatusMovedPermanently {
 		t.Errorf("/dashboard: %d", resp.StatusCode)
+	}
+}
+
+// emptyReporter answers the report of a site with no data, as the engine does: empty
+// sections and a note.
+type emptyReporter struct{}
+
+func (emptyReporter) Report(_ context.Context, site string, q report.Query) (*report.Report, error) {
+	return &report.Report{
+		Version: report.FormatVersion, Site: site, From: q.From, To: q.To, TimeZone: "UTC", Group: "day",
+		Generated: testNow, MacroName: "purchase", Value: 60,
+		Series: []report.SeriesPoint{}, Funnel: []report.FunnelStep{}, Micro: []report.MicroRate{}, Lift: []report.Lift{},
+		Impact:      report.Impact{ByThreshold: []report.ImpactPoint{}, ByBudget: []report.ImpactPoint{}},
+		Attribution: []report.Attribution{}, Notes: []string{"no events are logged for this site yet"},
+	}, nil
+}
+
+func TestEmptyReport(t *testing.T) {
+	h, err := dashboard.New(dashboard.Options{Config: config.Demo(), Reporter: emptyReporter{}, Now: func() time.Time { return testNow }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar}
+	if _, err := c.PostForm(srv.URL+"/dashboard/login", url.Values{"key": {config.Demo().Sites[0].AdminKey}}); err != nil {
+		t.Fatal(err)
+	}
+	resp, body := get(t, c, srv.URL+"/dashboard/?range=all")
+	if resp.StatusCode != 200 || !strings.Contains(body, "no events are logged for this site yet") ||
+		strings.Count(body, "No data in this range") < 5 || !strings.Contains(body, "all data") {
+		t.Fatalf("status %d:\n%s", resp.StatusCode, body)
 	}
 }

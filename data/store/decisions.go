@@ -105,19 +105,22 @@ func onlyDecisions(reqs []*request) bool {
 // writeDecisions writes a group of decisions in one Badger transaction (committed and
 // continued in a new one whenever Badger finds it too big), without the chunk overlay ingest
 // needs and without an fsync. The keys and values of the whole group are laid out in one
-// buffer. A plain transaction rather than a WriteBatch: the batch's asynchronous commit costs
+// buffer, its entries in one slice. A plain transaction rather than a WriteBatch: the batch's asynchronous commit costs
 // a goroutine, a throttle and a spare transaction per group, and the writer waits for it anyway.
 func (s *Store) writeDecisions(reqs []*request) error {
 	txn := s.db.NewTransaction(true)
 	defer func() { txn.Discard() }()
+	entries := make([]badger.Entry, 0, 2*len(reqs)) // one allocation for the group's entries
 	set := func(k, v []byte) error {
-		err := txn.Set(k, v)
+		entries = append(entries, badger.Entry{Key: k, Value: v})
+		e := &entries[len(entries)-1]
+		err := txn.SetEntry(e)
 		if errors.Is(err, badger.ErrTxnTooBig) {
 			if err := txn.Commit(); err != nil {
 				return err
 			}
 			txn = s.db.NewTransaction(true)
-			err = txn.Set(k, v)
+			err = txn.SetEntry(e)
 		}
 		return err
 	}

@@ -46,6 +46,23 @@ type request struct {
 	done  chan struct{} // nil for a decision: nobody waits
 
 	decision *DecisionRecord // a LogDecision request (decisions.go) instead of events
+	grp      *groupAck       // the group's acknowledgement, when its commit is being synced
+}
+
+// groupAck acknowledges a committed group once both the fsync covering it (syncer) and its
+// publication to the caches (writer, settle) are done, whichever finishes last: the fsync
+// starts as soon as Badger has applied the commit, while the writer may still be building
+// the next chunk, and an acknowledged batch is both durable and visible to reads.
+type groupAck struct {
+	reqs    []*request
+	pending atomic.Int32 // 2, then 1, then 0: the last to finish acknowledges
+	err     error        // the fsync's error (set by the syncer before its decrement)
+}
+
+func (g *groupAck) finish() {
+	if g.pending.Add(-1) == 0 {
+		ack(g.reqs, g.err)
+	}
 }
 
 // Append stores a batch of events for a site. When it returns nil the events are on disk
@@ -151,6 +168,7 @@ type writerState struct {
 type inflight struct {
 	c    *chunk
 	reqs []*request // its group, when c is the group's last chunk; nil for an earlier chunk
+	grp  *groupAck  // reqs' acknowledgement (nil without reqs or under NoSync)
 	done chan error // the commit's outcome (buffered)
 }
 
@@ -303,6 +321,11 @@ func (s *Store) launch(c *chunk, reqs []*request) error {
 	// does not wait for it (Badger's readTs waits for every commit in flight).
 	s.w.nextTxn, s.w.nextSnap = s.db.NewTransaction(true), s.db.NewTransaction(false)
 	f := &inflight{c: c, reqs: reqs, done: make(chan error, 1)}
+	if len(reqs) > 0 && !s.opts.NoSync {
+		f.grp = &groupAck{reqs: reqs}
+		f.grp.pending.Store(2)
+		reqs[0].grp = f.grp
+	}
 	s.w.inflight = f
 	if s.w.testFailCommit != nil {
 		if err := s.w.testFailCommit(); err != nil {
@@ -311,7 +334,12 @@ func (s *Store) launch(c *chunk, reqs []*request) error {
 			return nil
 		}
 	}
-	c.txn.CommitWith(func(err error) { f.done <- err })
+	c.txn.CommitWith(func(err error) {
+		if err == nil && f.grp != nil {
+			s.synced <- reqs // the fsync need not wait for the writer (settle publishes)
+		}
+		f.done <- err // after the send: settle's return orders it before close(s.synced)
+	})
 	return nil
 }
 
@@ -339,11 +367,11 @@ func (s *Store) settle() error {
 	switch {
 	case f.reqs == nil:
 	case err != nil:
-		ack(f.reqs, err)
-	case s.opts.NoSync:
+		ack(f.reqs, err) // never handed to the syncer
+	case f.grp == nil: // NoSync
 		ack(f.reqs, nil)
 	default:
-		s.synced <- f.reqs
+		f.grp.finish()
 	}
 	return err
 }
@@ -372,7 +400,12 @@ func (s *Store) syncer() {
 			s.log.Error("store: sync failed", "err", serr)
 		}
 		for _, g := range groups {
-			ack(g, err)
+			if ga := g[0].grp; ga != nil {
+				ga.err = err
+				ga.finish()
+			} else {
+				ack(g, err)
+			}
 		}
 	}
 }

@@ -98,7 +98,7 @@ func newView(r *report.Report, loc *time.Location, model string, sel Selection, 
 	add("engagement_rate", "Engagement rate", "Sessions with more than one page view or a micro conversion", o.EngagementRate, fmtPct)
 	add("return_visit_rate", "Return-visit rate", "Visitors with more than one session", o.ReturnVisitRate, fmtPct)
 	add("intervention_ctr", "Intervention CTR", "Clicks on shown interventions / exposures", o.InterventionCTR, fmtPct)
-	add("clv", "Customer value (CLV)", "Estimated value of a visitor", o.CLV, fmtMoney)
+	add("clv", "Customer value", "CLV: the estimated value of a customer (revenue per converting visitor × expected purchases)", o.CLV, fmtMoney)
 	add("decisions", "Decisions", "Logged decisions", o.Decisions, fmtInt)
 	add("exposures", "Exposures", "Interventions shown", o.Exposures, fmtInt)
 

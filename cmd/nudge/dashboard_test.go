@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -71,5 +73,88 @@ func TestDemoDashboardBrowser(t *testing.T) {
 	cancel()
 	if code := <-done; code != 0 {
 		t.Errorf("demo exited %d after Ctrl-C: %s", code, errOut.String())
+	}
+}
+
+// TestServeReportWiring starts the real `nudge serve` binary on an empty store: the
+// dashboard is mounted (a page without a session redirects to the login page, which
+// renders), and GET /v1/report computes the report of the events just ingested with the
+// real engine.
+func TestServeReportWiring(t *testing.T) {
+	p := startServe(t, t.TempDir())
+	if !strings.Contains(p.logs.String(), `"dashboard":"`+p.url+`/dashboard/"`) {
+		t.Errorf("the listening line does not name the dashboard:\n%s", p.logs)
+	}
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	res, err := noFollow.Get(p.url + "/dashboard/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusSeeOther || !strings.HasPrefix(res.Header.Get("Location"), "/dashboard/login") {
+		t.Fatalf("GET /dashboard/: %d %q", res.StatusCode, res.Header.Get("Location"))
+	}
+	res, err = http.Get(p.url + "/dashboard/login")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 200 || !strings.Contains(string(body), "Sign in to the dashboard") {
+		t.Fatalf("login page: %d", res.StatusCode)
+	}
+
+	now := time.Now().UTC().Add(-time.Hour).UnixMilli()
+	events := fmt.Sprintf(`{"events": [
+		{"event_id": "r1", "session_id": "rs1", "anonymous_id": "rv1", "type": "page_view", "timestamp": %d, "props": {"path": "/"}},
+		{"event_id": "r2", "session_id": "rs1", "anonymous_id": "rv1", "type": "micro_conversion", "name": "add_to_cart", "timestamp": %d},
+		{"event_id": "r3", "session_id": "rs1", "anonymous_id": "rv1", "type": "macro_conversion", "name": "purchase", "value": 42, "timestamp": %d}]}`,
+		now, now+1000, now+2000)
+	req, _ := http.NewRequest(http.MethodPost, p.url+"/v1/events", strings.NewReader(events))
+	req.Header.Set("Authorization", "Bearer "+demo.WriteKey)
+	req.Header.Set("Content-Type", "application/json")
+	res, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 200 {
+		t.Fatalf("ingest: %d %s", res.StatusCode, body)
+	}
+	req, _ = http.NewRequest(http.MethodGet, p.url+"/v1/report?range=7d", nil)
+	req.Header.Set("Authorization", "Bearer "+demo.AdminKey)
+	res, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep struct {
+		Site     string `json:"site"`
+		Overview struct {
+			Sessions, Conversions, Revenue struct{ Value float64 }
+		} `json:"overview"`
+		Funnel []struct {
+			Phase    string
+			Sessions int64
+		} `json:"funnel"`
+	}
+	err = json.NewDecoder(res.Body).Decode(&rep)
+	res.Body.Close()
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("report: %d %v", res.StatusCode, err)
+	}
+	if rep.Site != "demo" || rep.Overview.Sessions.Value != 1 || rep.Overview.Conversions.Value != 1 || rep.Overview.Revenue.Value != 42 || len(rep.Funnel) == 0 {
+		t.Errorf("report of one converting session: %+v", rep)
+	}
+	req, _ = http.NewRequest(http.MethodGet, p.url+"/v1/report?range=7d&group=minute", nil)
+	req.Header.Set("Authorization", "Bearer "+demo.AdminKey)
+	res, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 400 || !strings.Contains(string(body), `"parameter":"group"`) {
+		t.Errorf("bad group: %d %s", res.StatusCode, body)
 	}
 }

@@ -1,13 +1,17 @@
 package serve
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nudgehq/nudge/data/config"
+	"github.com/nudgehq/nudge/features"
 )
 
 func TestAppendJSONString(t *testing.T) {
@@ -134,5 +138,112 @@ func TestLiveHolder(t *testing.T) {
 	}
 	if _, err := l.Reload(t.Context(), "demo"); err == nil {
 		t.Error("reload without a loader")
+	}
+}
+
+// recordingDecisions is a DecisionStore that knows every session (with a fixed vector) and
+// keeps the logged records.
+type recordingDecisions struct {
+	vec  []float64
+	recs []*DecisionRecord
+}
+
+func (d *recordingDecisions) LiveSession(_ context.Context, _, id string, _ int64, out []float64) (SessionInfo, *features.Schema, error) {
+	copy(out, d.vec)
+	return SessionInfo{ID: id + "~1", AnonymousID: "anon-" + id}, nil, nil
+}
+
+func (d *recordingDecisions) LogDecision(_ context.Context, rec *DecisionRecord) error {
+	d.recs = append(d.recs, rec)
+	return nil
+}
+
+func (d *recordingDecisions) Decision(context.Context, string, string) (*DecisionRecord, bool, error) {
+	return nil, false, ErrNotFound
+}
+
+// countingUplift predicts uplift 0.01*k for arm k on its n-th call plus n (so every call
+// differs).
+type countingUplift struct {
+	constModel
+	calls *int
+}
+
+func (m countingUplift) Predict(_ []float64, out []float64) error {
+	*m.calls++
+	for i := range out {
+		out[i] = float64(*m.calls) + 0.01*float64(i+1)
+	}
+	return nil
+}
+
+// TestDecideLogsOwnedRecords checks what Decide logs, for the demo catalogue (the record's
+// uplift in the record's own allocation) and one of 12 interventions (beyond it): every
+// field, unique ids, and that a later decision with the same result does not change an
+// earlier record (the store encodes records after Decide returns).
+func TestDecideLogsOwnedRecords(t *testing.T) {
+	for _, extra := range []int{0, 9} {
+		t.Run(fmt.Sprintf("%d interventions", 3+extra), func(t *testing.T) {
+			cfg := config.Demo()
+			site := &cfg.Sites[0]
+			for i := range extra {
+				iv := site.Interventions[2]
+				iv.ID = fmt.Sprintf("tip%d", i)
+				site.Interventions = append(site.Interventions, iv)
+			}
+			live, err := NewLive(cfg, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sc := live.current("demo").schema
+			arms := []string{"control"}
+			for _, iv := range site.Interventions {
+				arms = append(arms, iv.ID)
+			}
+			calls := 0
+			if err := live.Set("demo", Models{Propensity: constModel{n: sc.Len()}, PropensityVersion: 4,
+				Uplift: countingUplift{constModel{n: sc.Len(), arms: arms}, &calls}, UpliftVersion: 5}); err != nil {
+				t.Fatal(err)
+			}
+			store := &recordingDecisions{vec: make([]float64, sc.Len())}
+			srv, err := New(Options{Config: cfg, Events: struct{ EventStore }{}, Live: live, Decisions: store,
+				Decode: func([]byte, time.Time, bool) (Batch, error) { return Batch{}, nil }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var res DecideResult
+			for _, s := range []string{"s1", "s2", "s3"} {
+				if err := srv.Decide(t.Context(), "demo", &DecideRequest{SessionID: s, Page: "/cart"}, &res); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if len(store.recs) != 3 {
+				t.Fatalf("%d records logged", len(store.recs))
+			}
+			ids := map[string]bool{}
+			for n, rec := range store.recs {
+				if len(rec.ID) != 32 || strings.Trim(rec.ID, "0123456789abcdef") != "" || ids[rec.ID] {
+					t.Errorf("decision id %q", rec.ID)
+				}
+				ids[rec.ID] = true
+				if rec.Site != "demo" || rec.Session != fmt.Sprintf("s%d~1", n+1) || rec.AnonymousID != fmt.Sprintf("anon-s%d", n+1) ||
+					rec.Page != "/cart" || rec.Fingerprint != sc.Fingerprint || rec.Group == "" || rec.Reason == "" ||
+					rec.Propensity != 0.5 || rec.PropensityVersion != 4 || rec.UpliftVersion != 5 ||
+					!(rec.Probability > 0 && rec.Probability <= 1) || len(rec.Interventions) != len(site.Interventions) {
+					t.Errorf("record %d: %+v", n, rec)
+				}
+				if len(rec.Uplift) != len(site.Interventions) || cap(rec.Uplift) != len(rec.Uplift) {
+					t.Fatalf("record %d uplift %v (cap %d)", n, rec.Uplift, cap(rec.Uplift))
+				}
+				for k, u := range rec.Uplift {
+					if want := float64(n+1) + 0.01*float64(k+1); u != want {
+						t.Errorf("record %d uplift[%d] = %v, want %v (changed by a later decision?)", n, k, u, want)
+					}
+				}
+			}
+			if last := store.recs[2]; res.DecisionID != last.ID || res.Group != last.Group || res.Probability != last.Probability {
+				t.Errorf("result %+v does not match the last record %+v", res, last)
+			}
+		})
 	}
 }

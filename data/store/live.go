@@ -29,30 +29,7 @@ func (s *Store) LiveSession(ctx context.Context, site, sessionID string, asOfTS 
 	if out == nil {
 		out = make([]float64, sc.Len())
 	}
-	var (
-		rec    sessionRecord
-		replay bool
-	)
-	live := func(id string, val []byte) error {
-		if err := decodeSession(val, &rec); err != nil {
-			return err
-		}
-		if rec.Fingerprint != sc.Fingerprint {
-			replay = true
-			rec.State = nil // val may not outlive this call
-			return nil
-		}
-		var st features.State
-		if err := st.UnmarshalBinary(rec.State); err != nil {
-			return fmt.Errorf("store: session %q state: %w", id, err)
-		}
-		rec.State = nil
-		if err := sc.Vector(&st, asOfTS, out); err != nil {
-			return fmt.Errorf("store: features of %q: %w", id, err)
-		}
-		return nil
-	}
-	id, err := s.liveRecord(site, sessionID, live)
+	id, info, replay, err := s.liveRead(sc, site, sessionID, asOfTS, out)
 	if err != nil {
 		return SessionInfo{}, nil, err
 	}
@@ -61,53 +38,83 @@ func (s *Store) LiveSession(ctx context.Context, site, sessionID string, asOfTS 
 			return SessionInfo{}, nil, err
 		}
 	}
-	return rec.info(site, id), sc, nil
+	return info, sc, nil
 }
 
-// liveRecord finds the current server session of id and calls fn with its encoded record
-// (valid only during fn): from the caches the writer fills at every commit when both hit (no
-// Badger transaction), else in one read transaction. An id that is no client session id is
-// tried as a server session id.
-func (s *Store) liveRecord(site, sessionID string, fn func(id string, val []byte) error) (string, error) {
+// liveVector decodes an encoded session record and writes its vector into out, unless its
+// state follows another schema (replay).
+func liveVector(sc *features.Schema, site, id string, val []byte, asOfTS int64, out []float64) (SessionInfo, bool, error) {
+	var rec sessionRecord
+	if err := decodeSession(val, &rec); err != nil {
+		return SessionInfo{}, false, err
+	}
+	if rec.Fingerprint != sc.Fingerprint {
+		return rec.info(site, id), true, nil
+	}
+	var st features.State
+	if err := st.UnmarshalBinary(rec.State); err != nil {
+		return SessionInfo{}, false, fmt.Errorf("store: session %q state: %w", id, err)
+	}
+	if err := sc.Vector(&st, asOfTS, out); err != nil {
+		return SessionInfo{}, false, fmt.Errorf("store: features of %q: %w", id, err)
+	}
+	return rec.info(site, id), false, nil
+}
+
+// liveRead finds the current server session of sessionID and reads it (see liveVector): from
+// the caches the writer fills at every commit when both hit (no Badger transaction), else in
+// one read transaction. An id that is no client session id is tried as a server session id.
+func (s *Store) liveRead(sc *features.Schema, site, sessionID string, asOfTS int64, out []float64) (string, SessionInfo, bool, error) {
 	var kb [128]byte // cache keys built on the stack: the warm path allocates only the id
 	if v, ok := s.clients.get(string(appendKey2(kb[:0], nsClient, site, sessionID))); ok {
 		id := string(v)
 		if val, ok := s.sessions.get(string(appendKey2(kb[:0], nsSession, site, id))); ok {
-			return id, fn(id, val)
+			info, replay, err := liveVector(sc, site, id, val, asOfTS, out)
+			return id, info, replay, err
 		}
 	}
+	return s.liveCold(sc, site, sessionID, asOfTS, out)
+}
+
+// liveCold is liveRead through Badger: the client pointer, then the session record, in one
+// read-only transaction; the record is decoded where Badger holds it.
+func (s *Store) liveCold(sc *features.Schema, site, sessionID string, asOfTS int64, out []float64) (id string, info SessionInfo, replay bool, err error) {
 	txn, err := s.readTxn()
 	if err != nil {
-		return "", err
+		return "", SessionInfo{}, false, err
 	}
 	defer s.endRead(txn)
-	id := sessionID // unless a client pointer says otherwise: maybe a server session id ("abc~2")
-	item, err := txn.Get(appendKey2(kb[:0], nsClient, site, sessionID))
+	id = sessionID // unless a client pointer says otherwise: maybe a server session id ("abc~2")
+	item, err := txn.Get(key(nsClient, site, sessionID))
 	switch {
 	case err == nil:
 		if err := item.Value(func(v []byte) error { id = string(v); return nil }); err != nil {
-			return "", fmt.Errorf("store: live session: %w", err)
+			return "", SessionInfo{}, false, fmt.Errorf("store: live session: %w", err)
 		}
 	case !errors.Is(err, badger.ErrKeyNotFound):
-		return "", fmt.Errorf("store: live session: %w", err)
+		return "", SessionInfo{}, false, fmt.Errorf("store: live session: %w", err)
 	}
-	// A separate buffer: Badger's item of the first lookup keeps its key.
-	var kb2 [128]byte
-	sk := appendKey2(kb2[:0], nsSession, site, id)
+	sk := key(nsSession, site, id)
 	if val, ok := s.sessions.get(string(sk)); ok {
-		return id, fn(id, val)
+		info, replay, err = liveVector(sc, site, id, val, asOfTS, out)
+		return id, info, replay, err
 	}
 	item, err = txn.Get(sk)
 	if errors.Is(err, badger.ErrKeyNotFound) {
-		return "", fmt.Errorf("store: session %q of site %q: %w", sessionID, site, ErrNotFound)
+		return "", SessionInfo{}, false, fmt.Errorf("store: session %q of site %q: %w", sessionID, site, ErrNotFound)
 	}
 	if err != nil {
-		return "", fmt.Errorf("store: live session: %w", err)
+		return "", SessionInfo{}, false, fmt.Errorf("store: live session: %w", err)
 	}
-	if err := item.Value(func(v []byte) error { return fn(id, v) }); err != nil {
-		return "", err
+	err = item.Value(func(v []byte) error {
+		var err error
+		info, replay, err = liveVector(sc, site, id, v, asOfTS, out)
+		return err
+	})
+	if err != nil {
+		return "", SessionInfo{}, false, err
 	}
-	return id, nil
+	return id, info, replay, nil
 }
 
 // appendKey2 appends ns|a|b (length-prefixed strings), the layout of key(ns, a, b).

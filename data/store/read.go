@@ -113,18 +113,11 @@ func (s *Store) Features(ctx context.Context, site, session string, asOfTS int64
 		out = make([]float64, sc.Len())
 	}
 	var kb [128]byte
-	sk := appendKey2(kb[:0], nsSession, site, session)
 	var replay bool
-	if val, ok := s.sessions.get(string(sk)); ok {
+	if val, ok := s.sessions.get(string(appendKey2(kb[:0], nsSession, site, session))); ok {
 		replay, err = vectorOf(sc, session, val, asOfTS, out)
 	} else {
-		err = s.getValue(sk, func(val []byte) error {
-			replay, err = vectorOf(sc, session, val, asOfTS, out)
-			return err
-		})
-		if errors.Is(err, ErrNotFound) {
-			err = fmt.Errorf("store: session %q of site %q: %w", session, site, ErrNotFound)
-		}
+		replay, err = s.featuresCold(sc, site, session, asOfTS, out)
 	}
 	if err != nil {
 		return nil, err
@@ -133,6 +126,19 @@ func (s *Store) Features(ctx context.Context, site, session string, asOfTS int64
 		return s.Replay(ctx, site, session, asOfTS, out)
 	}
 	return sc, nil
+}
+
+// featuresCold is Features' read through Badger (its closure kept off the cached path).
+func (s *Store) featuresCold(sc *features.Schema, site, session string, asOfTS int64, out []float64) (replay bool, err error) {
+	err = s.getValue(key(nsSession, site, session), func(val []byte) error {
+		var err error
+		replay, err = vectorOf(sc, session, val, asOfTS, out)
+		return err
+	})
+	if errors.Is(err, ErrNotFound) {
+		err = fmt.Errorf("store: session %q of site %q: %w", session, site, ErrNotFound)
+	}
+	return replay, err
 }
 
 // vectorOf writes the vector of an encoded session record into out, or reports that the

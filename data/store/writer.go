@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
-	"time"
 
 	"github.com/dgraph-io/badger/v4"
 
@@ -160,10 +159,6 @@ type writerState struct {
 	nextTxn, nextSnap *badger.Txn
 
 	chunkEvents int // events per chunk: maxChunkEvents (tests lower it to exercise chunk chains)
-
-	// coming counts the groups taken by the writer that will reach the syncer and have not
-	// yet (shared with the syncer: it waits for them to share one fsync, see syncer).
-	coming atomic.Int32
 	// testFailCommit, when set, is asked before each commit; an error fails that commit as
 	// Badger would, asynchronously (tests only).
 	testFailCommit func() error
@@ -300,14 +295,8 @@ func (s *Store) writeGroup(q []*request) {
 		ack(active, err)
 		return
 	}
-	if !s.opts.NoSync {
-		s.w.coming.Add(1)
-	}
 	if err := s.processGroup(active); err != nil {
 		s.log.Error("store: write group failed", "err", err, "batches", len(active))
-		if !s.opts.NoSync {
-			s.w.coming.Add(-1)
-		}
 		ack(active, err)
 	}
 	// Otherwise the group's last chunk is in flight: settle acknowledges the group.
@@ -347,7 +336,6 @@ func (s *Store) launch(c *chunk, reqs []*request) error {
 	}
 	c.txn.CommitWith(func(err error) {
 		if err == nil && f.grp != nil {
-			s.w.coming.Add(-1)
 			s.synced <- reqs // the fsync need not wait for the writer (settle publishes)
 		}
 		f.done <- err // after the send: settle's return orders it before close(s.synced)
@@ -379,9 +367,6 @@ func (s *Store) settle() error {
 	switch {
 	case f.reqs == nil:
 	case err != nil:
-		if f.grp != nil {
-			s.w.coming.Add(-1)
-		}
 		ack(f.reqs, err) // never handed to the syncer
 	case f.grp == nil: // NoSync
 		ack(f.reqs, nil)
@@ -395,8 +380,6 @@ func (s *Store) settle() error {
 // starts after a group's commit makes that group durable.
 func (s *Store) syncer() {
 	defer close(s.done)
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
 	for g := range s.synced {
 		groups := [][]*request{g}
 	drain:
@@ -410,19 +393,6 @@ func (s *Store) syncer() {
 			default:
 				break drain
 			}
-		}
-		// Another group is being written: wait a little for it so that one fsync covers both
-		// (each fsync costs CPU; on 2 cores that CPU is the ingest rate).
-		if syncCoalesce > 0 && s.w.coming.Load() > 0 {
-			timer.Reset(syncCoalesce)
-			select {
-			case g, ok := <-s.synced:
-				if ok {
-					groups = append(groups, g)
-				}
-			case <-timer.C:
-			}
-			timer.Stop()
 		}
 		var err error
 		if serr := s.db.Sync(); serr != nil {
@@ -439,13 +409,6 @@ func (s *Store) syncer() {
 		}
 	}
 }
-
-// syncCoalesce bounds how long the syncer waits, before an fsync, for a group the writer is
-// still writing or committing, so that one fsync covers both. Each DB.Sync costs the process
-// about 0.4 ms of system CPU plus the pages it writes back; when the writer is saturated,
-// waiting for the next group halves the fsyncs for at most this much added latency
-// (`nudge bench ingest`: 2.5 fewer µs of CPU per event through store.Append at 1 ms).
-const syncCoalesce = time.Millisecond
 
 // ack completes requests; err (if any) fails those that have no error of their own.
 func ack(reqs []*request, err error) {

@@ -312,13 +312,13 @@ func benchColdRead(b *testing.B, warm bool, read func(*Store, context.Context, s
 	dir := buildFixture(b, "features", n, 3)
 	ctx := context.Background()
 	start := time.Now()
-	s, err := Open(ctx, Options{Dir: dir, Schema: schemaOf, Badger: benchBadger(b), NoWarmUp: !warm})
+	s, err := Open(ctx, benchWarmUp(Options{Dir: dir, Schema: schemaOf, Badger: benchBadger(b)}, warm))
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer s.Close(ctx)
 	opened := time.Now()
-	<-s.warmDone
+	benchWaitWarmUp(s)
 	warmedUp := time.Since(opened)
 	if b.N > 1 {
 		b.Logf("LSM: %s", lsmShape(s.DB()))

@@ -16,9 +16,8 @@
 // applies it, on transactions opened just before that commit (so they do not wait for it),
 // reading the in-flight chunk's writes from its overlay; once Badger has applied a group's
 // last chunk, a syncer goroutine runs one DB.Sync for every group applied since its last
-// one (waiting up to syncCoalesce for a group the writer is still writing, so that one
-// fsync covers both), while the writer publishes the chunk to the in-memory caches; a
-// batch is acknowledged when both are done. Badger runs with SyncWrites off; the
+// one, while the writer publishes the chunk to the in-memory caches; a batch is
+// acknowledged when both are done. Badger runs with SyncWrites off; the
 // explicit Sync is what makes an acknowledged batch durable (unless Options.NoSync, which
 // acknowledges before the fsync and can lose acknowledged events on a power cut or kernel
 // crash). There are no transaction conflicts: only the writer writes. A failed commit acks

@@ -40,6 +40,10 @@ func BenchmarkDecide(b *testing.B) {
 		name           string
 		warm, logistic bool
 	}{{"warm", true, false}, {"warm-logistic", true, true}, {"cold", false, false}} {
+		if !bc.warm {
+			// the parts on the warm store, before it is reopened
+			b.Run("parts", func(b *testing.B) { benchDecideParts(b, f, true) })
+		}
 		b.Run(bc.name, func(b *testing.B) {
 			env := f.env
 			if !bc.warm {
@@ -107,16 +111,17 @@ func BenchmarkDecide(b *testing.B) {
 			b.ReportMetric(float64(treated)/float64(b.N), "treated/op")
 		})
 	}
-	b.Run("parts", func(b *testing.B) { benchDecideParts(b, f) })
+	b.Run("cold-parts", func(b *testing.B) { benchDecideParts(b, f, false) })
 	f.env.close()
 }
 
 // benchDecideParts times the parts of the decision one by one on the fixture's store and
-// promoted models, for the breakdown of BenchmarkDecide: the store's live read (warm, from the
-// caches), the propensity model, the uplift model (all arms), the policy, and the decision
-// log's handoff (LogDecision of a fresh record; the writer goroutine's work shows in
-// cpu-ns/op). The models' shapes are reported as metrics.
-func benchDecideParts(b *testing.B, f *decideFixture) {
+// promoted models, for the breakdown of BenchmarkDecide: the store's live read (from the
+// caches on the warm store; a Badger transaction on the reopened one), and with all, the
+// propensity model, the uplift model (all arms), the policy, and the decision log's handoff
+// (LogDecision of a fresh record; the writer goroutine's work shows in cpu-ns/op). The
+// models' shapes are logged.
+func benchDecideParts(b *testing.B, f *decideFixture, all bool) {
 	ctx := context.Background()
 	env := f.env
 	site := &f.cfg.Sites[0]
@@ -127,6 +132,34 @@ func benchDecideParts(b *testing.B, f *decideFixture) {
 	sc, err := sch(site.ID)
 	if err != nil {
 		b.Fatal(err)
+	}
+	run := func(name string, fn func(i int)) {
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			cpu0 := processCPU()
+			th0, thOK := threadCPU()
+			b.ResetTimer()
+			for i := 0; b.Loop(); i++ {
+				fn(i)
+			}
+			b.StopTimer()
+			b.ReportMetric(float64((processCPU()-cpu0).Nanoseconds())/float64(b.N), "cpu-ns/op")
+			if th1, ok := threadCPU(); ok && thOK {
+				b.ReportMetric(float64((th1-th0).Nanoseconds())/float64(b.N), "thread-cpu-ns/op")
+			}
+		})
+	}
+	out := make([]float64, sc.Len())
+	now := time.Now().UnixMilli()
+	run("read", func(i int) {
+		if _, _, err := env.st.LiveSession(ctx, site.ID, f.sessions[i%len(f.sessions)], now, out); err != nil {
+			b.Fatal(err)
+		}
+	})
+	if !all {
+		return
 	}
 	m, err := modelLoader{env.st}.LoadPromoted(ctx, site.ID)
 	if err != nil {
@@ -154,31 +187,6 @@ func benchDecideParts(b *testing.B, f *decideFixture) {
 			shape("uplift arm "+t.Arms()[k], o)
 		}
 	}
-	run := func(name string, fn func(i int)) {
-		b.Run(name, func(b *testing.B) {
-			b.ReportAllocs()
-			runtime.LockOSThread()
-			defer runtime.UnlockOSThread()
-			cpu0 := processCPU()
-			th0, thOK := threadCPU()
-			b.ResetTimer()
-			for i := 0; b.Loop(); i++ {
-				fn(i)
-			}
-			b.StopTimer()
-			b.ReportMetric(float64((processCPU()-cpu0).Nanoseconds())/float64(b.N), "cpu-ns/op")
-			if th1, ok := threadCPU(); ok && thOK {
-				b.ReportMetric(float64((th1-th0).Nanoseconds())/float64(b.N), "thread-cpu-ns/op")
-			}
-		})
-	}
-	out := make([]float64, sc.Len())
-	now := time.Now().UnixMilli()
-	run("read", func(i int) {
-		if _, _, err := env.st.LiveSession(ctx, site.ID, f.sessions[i%len(f.sessions)], now, out); err != nil {
-			b.Fatal(err)
-		}
-	})
 	run("propensity", func(i int) {
 		if _, err := m.Propensity.Score(vecs[i%len(vecs)]); err != nil {
 			b.Fatal(err)

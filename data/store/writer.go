@@ -198,8 +198,13 @@ type idKey struct{ site, id string }
 // unloggedID is an unlogged event's dedupe key and server session.
 type unloggedID struct{ key, session string }
 
-// chunkBlock is the size of the blocks the chunk's keys and values are cut from.
-const chunkBlock = 32 << 10
+// The chunk's keys and values are cut from blocks of about chunkBlockPerEvent bytes per
+// expected event, within [chunkBlockMin, chunkBlockMax].
+const (
+	chunkBlockPerEvent = 160
+	chunkBlockMin      = 4 << 10
+	chunkBlockMax      = 32 << 10
+)
 
 // chunk is the overlay of one Badger transaction: nothing in it reaches the shared caches
 // before the transaction has committed.
@@ -216,6 +221,7 @@ type chunk struct {
 	ids      map[idKey]string // server session of every event of the chunk
 	unlogged []unloggedID     // the chunk's unlogged events
 	mem      []byte           // the current block of keys and values (alloc)
+	block    int              // size of the next block
 	visitors map[string]struct{}
 	counters map[string]*siteCounters
 	seen     []uint64          // filter hashes of the dedupe and visitor keys written
@@ -257,6 +263,7 @@ func (s *Store) newChunk(events int) *chunk {
 		sessions: make(map[string]*liveSession, events/8),
 		clients:  make(map[string]string, events/8),
 		ids:      make(map[idKey]string, events),
+		block:    min(max(events*chunkBlockPerEvent, chunkBlockMin), chunkBlockMax),
 		visitors: make(map[string]struct{}),
 		counters: make(map[string]*siteCounters),
 	}
@@ -479,7 +486,8 @@ func (s *Store) processGroup(reqs []*request) (err error) {
 // and values handed to Badger, which keeps them until the commit is applied.
 func (c *chunk) alloc(n int) []byte {
 	if len(c.mem)+n > cap(c.mem) {
-		c.mem = make([]byte, 0, max(n, chunkBlock))
+		c.mem = make([]byte, 0, max(n, c.block))
+		c.block = chunkBlockMax
 	}
 	m := len(c.mem)
 	c.mem = c.mem[:m+n]

@@ -62,16 +62,37 @@
 // key range holds the key, a binary search of one table's block index and of one block, both
 // in the mmaped file. Reading a page of a table for the first time in a process takes a page
 // fault (15–40 µs on the 2-core VM, more than a whole read), so Open starts a background pass
-// over the session records' keys (warm.go; about 1.2 s for a million sessions on the loaded
-// dev VM) that takes those faults in key order; Close stops it.
+// over the session records' keys (warm.go; 0.7–1.2 s for a million sessions on the loaded dev
+// VM) that takes those faults in key order; Close stops it.
 //
-// Measured per cold read, random sessions of a settled store freshly opened, before (commit
-// 2637f7b: Snappy blocks, 64 MB block cache, ValueCopy) and after, medians of 6 alternating
-// runs of 20,000 reads on the shared 2-core VM with a load average of 6–13 (the other load
-// sets every tail figure here; see the README of the lead's quiet re-measure for p99s):
-// READ_FIGURES
-// Allocation per cold Features read went from 6.4 KB in 40 objects to 1.8 KB in 27 (the
-// rest is Badger's transaction, table iterators and value copy).
+// Measured per cold read (BenchmarkFeatures, BenchmarkLiveSessionCold: 20,000 random
+// sessions of a settled on-disk store, freshly opened; medians of 5–6 runs alternating with
+// commit 2637f7b, which had Snappy blocks, a 64 MB block cache and ValueCopy, on the shared
+// 2-core VM at load average 5–8, which sets every tail figure here; "fresh" reads start when
+// Open returns, "warmed" once the warm-up pass is done; CPU is the whole process's per read):
+//
+//	1M sessions  Features      before p50 8.4 µs  p99 205 µs  p99.9 1.9 ms  CPU 26 µs  6.4 KB 40 allocs
+//	                           fresh      7.4         338            2.1        31     1.7 KB 27
+//	                           warmed     6.1         136            1.8        16
+//	             LiveSession   before    15.7         300            1.8        46     8.8 KB 68
+//	                           warmed    11.2         146            1.4        29     2.6 KB 53
+//	50k sessions Features      before     4.9         156            0.57       21     2.4 KB 25
+//	                           warmed     3.6          85            0.18        8.9   1.6 KB 20
+//	             LiveSession   before     8.1         138            1.2        22     3.1 KB 44
+//	                           warmed     6.7         110            0.35       16     2.4 KB 42
+//
+// Without the warm-up the uncompressed tables cost more page faults than Snappy ones (0.19
+// per read against 0.08 in the first 20,000 reads of 1M sessions), hence fresh's tail. The
+// profile of a cold read now is Badger's: the transaction (its read watermark wakes a
+// goroutine at begin and end), bloom checks, the binary searches of the block index and the
+// block. GC is no factor (0–3 cycles per 20,000 reads). The tails above are the machine's
+// other load: a read's own thread CPU time has the same p99, so the time is spent running,
+// in page faults and in contention, not waiting on a lock of ours (measured before the
+// change with -store.thread-cpu). The writer's Close leaves no compaction due, so a store as
+// the writer left it (-store.settle=false) reads like a settled one; reads while ingest's
+// compactions run are not measured here. Commands: `go test ./data/store -run XXX -bench
+// 'Features$|LiveSessionCold$' -benchtime 20000x` (50k sessions; `-tags slow` for 1M, with
+// `-store.fixture-dir DIR` to build the 1M store once, 1.5–4.5 min, and reuse it).
 //
 // # Rules
 //

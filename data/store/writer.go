@@ -363,8 +363,35 @@ func (s *Store) settle() error {
 	if f == nil {
 		return nil
 	}
+	return s.settled(<-f.done)
+}
+
+// settleIfDone settles the commit in flight if Badger has finished it, without waiting:
+// the writer calls it between batches so that a group is published (and, with its fsync
+// done, acknowledged) without waiting for the writer to finish the next chunk. An error
+// is returned as by settle.
+func (s *Store) settleIfDone() error {
+	f := s.w.inflight
+	if f == nil {
+		return nil
+	}
+	select {
+	case err := <-f.done:
+		return s.settled(err)
+	default:
+		return nil
+	}
+}
+
+// settled completes settle once the in-flight commit's outcome is known.
+func (s *Store) settled(err error) error {
+	if s.w.nextTxn != nil {
+		s.w.nextTxn.Discard()
+		s.w.nextSnap.Discard()
+		s.w.nextTxn, s.w.nextSnap = nil, nil
+	}
+	f := s.w.inflight
 	s.w.inflight = nil
-	err := <-f.done
 	if err != nil {
 		err = fmt.Errorf("store: commit: %w", err)
 		s.log.Error("store: write group failed", "err", err)
@@ -441,6 +468,9 @@ func (s *Store) processGroup(reqs []*request) (err error) {
 		}
 	}()
 	for _, r := range reqs {
+		if err := s.settleIfDone(); err != nil {
+			return fmt.Errorf("store: an earlier commit of the writer failed: %w", err)
+		}
 		if r.decision != nil { // LogDecision (decisions.go)
 			if c.events >= s.w.chunkEvents || c.bytes >= maxChunkBytes {
 				next := c

@@ -222,11 +222,17 @@ func (b *Browser) Navigating(t *testing.T, what string, act chromedp.Action[chro
 	b.WaitJS(t, what, `!window.__nudgeOldPage && document.readyState === "complete" && (`+cond+`)`)
 }
 
-// WaitJS evaluates the JavaScript condition until it is true, across navigations, up to
-// the test's deadline.
+// waitLimit bounds how long WaitJS waits for a page, so a step that cannot happen fails
+// with the page's address rather than at the test's deadline (a page of the real engine on a
+// loaded machine takes seconds).
+const waitLimit = 2 * time.Minute
+
+// WaitJS evaluates the JavaScript condition until it is true, across navigations, for at most
+// waitLimit.
 func (b *Browser) WaitJS(t *testing.T, what, cond string) {
 	t.Helper()
 	var last error
+	limit := time.After(waitLimit)
 	for {
 		ok, err := chromedp.Run(b.Ctx, chromedp.Evaluate[bool](`!!(`+cond+`)`))
 		if err == nil && ok {
@@ -236,6 +242,11 @@ func (b *Browser) WaitJS(t *testing.T, what, cond string) {
 		select {
 		case <-b.Ctx.Done():
 			t.Fatalf("waiting for %s (%s): %v (last error %v)", what, cond, b.Ctx.Err(), last)
+		case <-limit:
+			ctx, cancel := context.WithTimeout(context.WithoutCancel(b.Ctx), 5*time.Second)
+			href, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`location.href`))
+			cancel()
+			t.Fatalf("waiting for %s (%s): not true after %v at %s (last error %v)", what, cond, waitLimit, href, last)
 		case <-time.After(25 * time.Millisecond):
 		}
 	}

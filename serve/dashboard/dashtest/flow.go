@@ -12,7 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
+
 )
 
 // Flow is a browser session against a running nudge server.
@@ -178,7 +180,8 @@ func (f *Flow) checkPage(t *testing.T, st pageState, r apiReport) {
 // a wrong key, logs in, reads the overview and the charts (checked against the report API
 // through the page's own JSON link), switches to the last 7 days, picks a custom range and
 // an hourly grouping, switches the attribution model (script), downloads a section as CSV,
-// logs out — with no console error on the way. It saves screenshots in ShotsDir.
+// uses the attribution tabs and the what-if form with script disabled, logs out — with no
+// console error on the way. It saves screenshots in ShotsDir.
 func (f *Flow) Run(t *testing.T, b *Browser) {
 	t.Helper()
 	if f.ShotsDir == "" {
@@ -293,12 +296,33 @@ func (f *Flow) Run(t *testing.T, b *Browser) {
 	}
 	t.Logf("downloaded %s: %q", filepath.Base(path), lines)
 
-	// 9. No console error on any page.
+	// 9. No console error on any page so far.
 	if errs := b.ConsoleErrors(t); len(errs) > 0 {
 		t.Errorf("console errors: %v", errs)
 	}
 
-	// 10. Log out: back to the login page, and the dashboard is closed again.
+	// 10. Without JavaScript: the model tabs and the what-if form are plain links and forms.
+	if _, err := chromedp.Call(b.Ctx, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: true}); err != nil {
+		t.Fatalf("disable scripts: %v", err)
+	}
+	if err := chromedp.Do(b.Ctx, chromedp.Navigate(dash+"?range=7d")); err != nil {
+		t.Fatal(err)
+	}
+	b.WaitJS(t, "the page without script", `document.readyState === "complete" && document.getElementById("overview")`)
+	b.Navigating(t, "an attribution tab without script", chromedp.Click(chromedp.CSS(`.tabs a[data-model="position_based"]`)),
+		`location.search.includes("model=position_based") && !document.querySelector('.attr-panel[data-model="position_based"]').hidden`)
+	b.Navigating(t, "what if without script", chromedp.Steps(
+		chromedp.SetValue(chromedp.ID("threshold"), "2"),
+		chromedp.SetValue(chromedp.ID("budget"), "0.3"),
+		// As a reader would: the button in view, not under the sticky toolbar.
+		chromedp.Evaluate[chromedp.Void](`document.querySelector("form.whatif button").scrollIntoView({block: "center"})`),
+		chromedp.Click(chromedp.CSS(`form.whatif button`)),
+	), `location.search.includes("threshold=2") && location.search.includes("budget=0.3") && document.getElementById("impact")`)
+	if _, err := chromedp.Call(b.Ctx, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: false}); err != nil {
+		t.Fatalf("enable scripts: %v", err)
+	}
+
+	// 11. Log out: back to the login page, and the dashboard is closed again.
 	b.Navigating(t, "log out", chromedp.Click(chromedp.ID("logout")), `document.getElementById("key")`)
 	if err := chromedp.Do(b.Ctx, chromedp.Navigate(dash)); err != nil {
 		t.Fatal(err)

@@ -139,7 +139,6 @@ func (p *plot) SVG() template.HTML {
 		}
 		xv := func(v float64) float64 { return padL + (v-x0)/(x1-x0)*pw }
 		xPos = func(i int) float64 { return xv(p.X[i]) }
-		defer func() {}()
 		// Numeric x ticks.
 		b.WriteString(`<g class="axis x">`)
 		for _, t := range niceTicks(x0, x1, 5) {

@@ -392,7 +392,7 @@ func (h *Handler) reportPage(w http.ResponseWriter, r *http.Request) {
 		}
 		return h.prefix + "/?" + v.Encode()
 	}
-	data.V = newView(rep, loc, data.Model, sel, links, pageURL)
+	data.V = newView(rep, loc, data.Model, links, pageURL)
 	h.render(w, "report", http.StatusOK, data)
 }
 

@@ -1,7 +1,6 @@
 package dashboard
 
 import (
-	"fmt"
 	"math"
 	"strconv"
 	"strings"
@@ -187,12 +186,3 @@ func humanize(s string) string {
 	}
 	return strings.ToUpper(s[:1]) + s[1:]
 }
-
-func fmtTime(t time.Time, loc *time.Location) string {
-	if t.IsZero() {
-		return "–"
-	}
-	return t.In(loc).Format("Jan 2, 2006 15:04 MST")
-}
-
-var _ = fmt.Sprint

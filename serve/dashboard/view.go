@@ -78,7 +78,7 @@ type creditRow struct {
 
 // newView formats r for the page. links builds the download links of a section; pageURL the
 // page's own URL with extra parameters (the attribution model tabs).
-func newView(r *report.Report, loc *time.Location, model string, sel Selection, links func(section string) downloads, pageURL func(extra url.Values) string) *view {
+func newView(r *report.Report, loc *time.Location, model string, links func(section string) downloads, pageURL func(extra url.Values) string) *view {
 	v := &view{
 		R: r, Loc: loc.String(), Range: rangeLabel(r.From, r.To, loc), Charts: map[string]template.HTML{},
 		Links: map[string]downloads{},

@@ -559,6 +559,14 @@ func trainUplift(ctx context.Context, st *store.Store, opts *Options, ex *exampl
 	fmt.Fprintf(rep, "chosen: %s (best holdout SNIPS value of its greedy policy)\n", chosen.Learner)
 
 	m := models[best]
+	pred, err := uplift.Predictions(m, test)
+	if err != nil {
+		return nil, nil, fmt.Errorf("pipeline: predict %s: %w", chosen.Learner, err)
+	}
+	thr, err := budgetThreshold(rep, opts, vp, pred, testEl, testRows, len(arms))
+	if err != nil {
+		return nil, nil, err
+	}
 	l, lname, params := upliftLearner(names[best], opts.Seed, ds.N(), opts.UpliftBase, elig)
 	if opts.Refit {
 		opts.Progress("refit "+lname, 0, 0)
@@ -570,7 +578,8 @@ func trainUplift(ctx context.Context, st *store.Store, opts *Options, ex *exampl
 	params["test_fraction"] = fmtF(opts.TestFraction)
 	params["refit"] = strconv.FormatBool(opts.Refit)
 	params["bootstrap"] = strconv.Itoa(opts.Bootstrap)
-	metrics := map[string]float64{"test_rows": float64(test.N()), "train_rows": float64(train.N())}
+	metrics := map[string]float64{"test_rows": float64(test.N()), "train_rows": float64(train.N()),
+		"policy_threshold": thr.Threshold, "policy_threshold_share": thr.Share, "policy_threshold_snips": thr.SNIPS}
 	for _, a := range chosen.Arms {
 		for k, v := range map[string]float64{
 			"qini": a.Qini, "qini_lo": a.Lo.Qini, "qini_hi": a.Hi.Qini, "auuc": a.AUUC, "auuc_random": a.AUUCRandom,

@@ -47,7 +47,7 @@
 // per event (19 -> 8 allocations per event in BenchmarkDecodeBatch) and the writer's
 // key/value blocks (BenchmarkAppendCPU 3,113 -> 2,445 allocs, 200.6 -> 197.8 KB per
 // 100-event batch). Interleaved with commit 2637f7b (`nudge bench ingest --events 200000`,
-// 21 runs each, load average 5–11 from other jobs on both cores), every wall-clock and
+// 21 and 27 runs, load average 5–11 from other jobs on both cores), every wall-clock and
 // CPU-per-event figure of the two overlapped (HTTP 15k–75k events/s, 17–25 µs of process CPU
 // per event): the gain on a quiet machine is not measured here. What the pipeline buys is
 // overlap between the writer (about 3 µs per event) and Badger's apply (about 4 µs, the work

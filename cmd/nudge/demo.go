@@ -213,6 +213,12 @@ func runDemoSetup(ctx context.Context, out io.Writer, f demoFlags) (sum *demoSum
 		return nil, fmt.Errorf("demo: train: %w", err)
 	}
 	reg.progress = nil
+	// The share budget is spent first come, first served: the threshold the uplift model
+	// suggests from its holdout (training/pipeline budgetThreshold) keeps it for the sessions
+	// with the best predicted value.
+	if tr.Uplift != nil && tr.Uplift.Metrics["policy_threshold"] > configured.Threshold {
+		configured.Threshold = tr.Uplift.Metrics["policy_threshold"]
+	}
 	if err := opts.Live.SetPolicy(site.ID, configured); err != nil {
 		return nil, err
 	}
@@ -225,8 +231,8 @@ func runDemoSetup(ctx context.Context, out io.Writer, f demoFlags) (sum *demoSum
 	if len(res.Decisions) > 0 {
 		sum.SessionID = res.Decisions[len(res.Decisions)-1].SessionID
 	}
-	say("promoted and live: propensity v%d, uplift v%d; policy restored (holdout %.2f, exploration %.2f, budget %.0f%% of sessions)",
-		sum.LiveProp, sum.LiveUplift, configured.HoldoutShare, configured.ExplorationShare, 100*configured.Budget.MaxShare)
+	say("promoted and live: propensity v%d, uplift v%d; policy restored (holdout %.2f, exploration %.2f, budget %.0f%% of sessions, threshold %.2f from the uplift holdout)",
+		sum.LiveProp, sum.LiveUplift, configured.HoldoutShare, configured.ExplorationShare, 100*configured.Budget.MaxShare, configured.Threshold)
 	if err := demoEvaluate(ctx, say, cl, f, site.ID, now, sum); err != nil {
 		return nil, err
 	}

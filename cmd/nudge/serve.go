@@ -87,7 +87,7 @@ func runServe(ctx context.Context, a *app, f serveFlags) (err error) {
 	if err := os.MkdirAll(f.data, 0o750); err != nil {
 		return fmt.Errorf("data directory: %w", err)
 	}
-	st, err := openStore(ctx, cfg, storeOptions{dir: f.data, noSync: f.unsafeNoSync, sessionTimeout: f.sessionTimeout}, log)
+	st, err := openStore(ctx, cfg, storeOptions{dir: f.data, noSync: f.unsafeNoSync, sessionTimeout: f.sessionTimeout, warmUp: true}, log)
 	if err != nil {
 		return err
 	}

@@ -63,6 +63,10 @@ type storeOptions struct {
 	dir            string
 	noSync         bool
 	sessionTimeout time.Duration
+	// warmUp maps the stored session records' pages in the background after the open
+	// (store.Options.NoWarmUp): worth it for a server's first reads, wasted on a command that
+	// exits after its work.
+	warmUp bool
 }
 
 // openStore opens the Badger store for cfg's sites.
@@ -77,6 +81,7 @@ func openStore(ctx context.Context, cfg *config.Config, so storeOptions, log *sl
 	}
 	return store.Open(ctx, store.Options{
 		Dir: so.dir, NoSync: so.noSync, SessionTimeout: timeout, Schema: sch, Logger: log,
+		NoWarmUp: !so.warmUp,
 	})
 }
 

@@ -254,7 +254,16 @@ func TestArtifactErrors(t *testing.T) {
 func randomEnsemble(tb testing.TB, trees, depth, d int) *model.Ensemble {
 	tb.Helper()
 	rng := rand.New(rand.NewPCG(7, 7))
-	e := model.Ensemble{Features: make([]string, d)}
+	return growEnsemble(tb, rng, model.Ensemble{}, trees, d,
+		func(level int) bool { return level < depth }, rng.NormFloat64)
+}
+
+// growEnsemble fills e with trees random trees over d features and builds it. Each node
+// draws its leaf value, then asks splits whether it splits at its level; a split node draws
+// its feature, then its threshold from threshold.
+func growEnsemble(tb testing.TB, rng *rand.Rand, e model.Ensemble, trees, d int, splits func(level int) bool, threshold func() float64) *model.Ensemble {
+	tb.Helper()
+	e.Features = make([]string, d)
 	for j := range e.Features {
 		e.Features[j] = "f" + string(rune('a'+j%26)) + string(rune('a'+j/26))
 	}
@@ -266,9 +275,9 @@ func randomEnsemble(tb testing.TB, trees, depth, d int) *model.Ensemble {
 		e.Left = append(e.Left, 0)
 		e.Right = append(e.Right, 0)
 		e.Value = append(e.Value, rng.NormFloat64()*0.1)
-		if level < depth {
+		if splits(level) {
 			e.Feature[id] = int32(rng.IntN(d))
-			e.Threshold[id] = rng.NormFloat64()
+			e.Threshold[id] = threshold()
 			l := grow(level + 1)
 			r := grow(level + 1)
 			e.Left[id], e.Right[id] = l, r
@@ -407,42 +416,18 @@ func TestEnsembleMatchesReferenceWalk(t *testing.T) {
 func unevenEnsemble(tb testing.TB, seed uint64, trees, maxDepth, d int, stop float64) *model.Ensemble {
 	tb.Helper()
 	rng := rand.New(rand.NewPCG(seed, 3))
-	e := model.Ensemble{Features: make([]string, d), Base: rng.NormFloat64()}
-	for j := range e.Features {
-		e.Features[j] = "f" + string(rune('a'+j%26)) + string(rune('a'+j/26))
-	}
-	var grow func(level int) int32
-	grow = func(level int) int32 {
-		id := int32(len(e.Feature))
-		e.Feature = append(e.Feature, -1)
-		e.Threshold = append(e.Threshold, 0)
-		e.Left = append(e.Left, 0)
-		e.Right = append(e.Right, 0)
-		e.Value = append(e.Value, rng.NormFloat64()*0.1)
-		if level < maxDepth && rng.Float64() >= stop {
-			e.Feature[id] = int32(rng.IntN(d))
+	return growEnsemble(tb, rng, model.Ensemble{Base: rng.NormFloat64()}, trees, d,
+		func(level int) bool { return level < maxDepth && rng.Float64() >= stop },
+		func() float64 {
 			switch rng.IntN(8) {
 			case 0:
-				e.Threshold[id] = math.Copysign(0, -1)
+				return math.Copysign(0, -1)
 			case 1:
-				e.Threshold[id] = float64(rng.IntN(3))
+				return float64(rng.IntN(3))
 			default:
-				e.Threshold[id] = rng.NormFloat64()
+				return rng.NormFloat64()
 			}
-			l := grow(level + 1)
-			r := grow(level + 1)
-			e.Left[id], e.Right[id] = l, r
-		}
-		return id
-	}
-	for k := 0; k < trees; k++ {
-		e.Roots = append(e.Roots, grow(0))
-	}
-	m, err := model.NewEnsemble(e)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return m
+		})
 }
 
 // referenceMargin walks the serialised arrays one tree at a time (x > threshold goes right,

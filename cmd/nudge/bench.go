@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/pprof"
+	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,6 +30,7 @@ type benchOptions struct {
 	events      int           // events to send
 	batch       int           // events per request
 	concurrency int           // client goroutines
+	rounds      int           // rounds of every phase
 	timeout     time.Duration // bound on the whole run
 	noSync      bool          // --unsafe-no-sync for comparison
 	direct      bool          // also time store.Append in-process (HTTP overhead)
@@ -42,16 +45,35 @@ type benchResult struct {
 	Direct   time.Duration // the same batches through store.Append in-process (0 if skipped)
 	Raw      time.Duration // store.RawBaseline on the same events
 	// Process CPU time (user+system, every goroutine, the GC and the load generator
-	// included) of each phase: steadier than wall time on a shared machine.
-	HTTPCPU, DirectCPU, RawCPU time.Duration
+	// included) and page faults of each phase: steadier than wall time on a shared machine.
+	HTTPUse, DirectUse, RawUse procUsage
 }
 
-// cpuPerEvent formats a phase's CPU time per event ("" when not measured).
-func (r benchResult) cpuPerEvent(d time.Duration) string {
-	if d <= 0 || r.Events == 0 {
+// procUsage is the process's resource usage (or a phase's difference of two readings).
+type procUsage struct {
+	CPU    time.Duration // user + system
+	Faults int64         // page faults (minor + major)
+}
+
+func (u procUsage) sub(v procUsage) procUsage {
+	return procUsage{CPU: u.CPU - v.CPU, Faults: u.Faults - v.Faults}
+}
+
+// perEvent formats a phase's CPU time and page faults per event ("" when not measured).
+func (r benchResult) perEvent(u procUsage) string {
+	if u.CPU <= 0 || r.Events == 0 {
 		return ""
 	}
-	return fmt.Sprintf("  %5.1f µs CPU/event", float64(d.Microseconds())/float64(r.Events))
+	return fmt.Sprintf("  %5.1f µs CPU/event  %5.3f faults/event",
+		float64(u.CPU.Microseconds())/float64(r.Events), float64(u.Faults)/float64(r.Events))
+}
+
+// cpuPerEvent is a phase's CPU time per event in µs (0 when not measured).
+func (r benchResult) cpuPerEvent(u procUsage) float64 {
+	if r.Events == 0 {
+		return 0
+	}
+	return float64(u.CPU.Microseconds()) / float64(r.Events)
 }
 
 func (r benchResult) httpRate() float64 { return float64(r.Events) / r.HTTP.Seconds() }
@@ -73,7 +95,13 @@ func newBenchCmd(a *app) *cobra.Command {
 		Long: `Start the real server on 127.0.0.1:0 with a durable store in a temporary directory,
 send --events events in batches of --batch from --concurrency client goroutines, and print
 events/s. Then write the same events with store.RawBaseline (plain Badger WriteBatch of the
-same keys and values, one sync at the end) in the same run and print the ratio.`,
+same keys and values, one sync at the end) in the same run and print the ratio. --direct also
+times the same batches through store.Append in-process (no HTTP).
+
+The run has --rounds rounds, each on fresh stores; the HTTP and raw phases swap order from one
+round to the next, so that neither always runs on a heap the other has grown, and the summary
+gives the median of the rounds. Every phase prints its process CPU time and page faults per
+event, which are steadier than wall time on a shared machine.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if cpuprofile != "" {
@@ -87,11 +115,12 @@ same keys and values, one sync at the end) in the same run and print the ratio.`
 				}
 				defer pprof.StopCPUProfile()
 			}
-			res, err := benchIngest(cmd.Context(), o, slog.New(slog.DiscardHandler))
+			printBenchHeader(a.stdout, o)
+			rep, err := benchIngest(cmd.Context(), o, slog.New(slog.DiscardHandler), a.stdout)
 			if err != nil {
 				return err
 			}
-			printBench(a.stdout, o, res)
+			printBenchSummary(a.stdout, o, rep)
 			return nil
 		},
 	}
@@ -99,6 +128,7 @@ same keys and values, one sync at the end) in the same run and print the ratio.`
 	fs.IntVar(&o.events, "events", 200_000, "events to send")
 	fs.IntVar(&o.batch, "batch", 100, "events per request")
 	fs.IntVar(&o.concurrency, "concurrency", 16, "client goroutines")
+	fs.IntVar(&o.rounds, "rounds", 3, "rounds of every phase (medians are reported; the phases' order alternates)")
 	fs.DurationVar(&o.timeout, "timeout", 5*time.Minute, "bound on the whole run")
 	fs.BoolVar(&o.noSync, "unsafe-no-sync", false, "measure without fsync before acknowledging")
 	fs.BoolVar(&o.direct, "direct", true, "also time the same batches through store.Append in-process")
@@ -109,21 +139,47 @@ same keys and values, one sync at the end) in the same run and print the ratio.`
 	return bench
 }
 
-func printBench(w io.Writer, o benchOptions, r benchResult) {
+// printBenchHeader describes the run before its rounds.
+func printBenchHeader(w io.Writer, o benchOptions) {
 	mode := "durable (fsync before ack)"
 	if o.noSync {
 		mode = "unsafe-no-sync"
 	}
-	fmt.Fprintf(w, "ingest over HTTP: %d events in %d requests of %d, %d clients, %s\n",
-		r.Events, r.Requests, o.batch, o.concurrency, mode)
-	fmt.Fprintf(w, "  http:         %8.3fs  %10.0f events/s%s\n", r.HTTP.Seconds(), r.httpRate(), r.cpuPerEvent(r.HTTPCPU))
+	fmt.Fprintf(w, "ingest over HTTP: %d events in %d requests of %d, %d clients, %s, %d rounds\n",
+		o.events, (o.events+o.batch-1)/o.batch, o.batch, o.concurrency, mode, o.rounds)
+}
+
+// printRound prints one round's figures.
+func printRound(w io.Writer, round int, o benchOptions, r benchResult) {
+	order := "http first"
+	if round%2 == 1 {
+		order = "raw first"
+	}
+	fmt.Fprintf(w, "round %d (%s)\n", round+1, order)
+	fmt.Fprintf(w, "  http:         %8.3fs  %10.0f events/s%s\n", r.HTTP.Seconds(), r.httpRate(), r.perEvent(r.HTTPUse))
 	if r.Direct > 0 {
 		fmt.Fprintf(w, "  store.Append: %8.3fs  %10.0f events/s%s  (same batches and clients, in-process, no HTTP)\n",
-			r.Direct.Seconds(), r.directRate(), r.cpuPerEvent(r.DirectCPU))
+			r.Direct.Seconds(), r.directRate(), r.perEvent(r.DirectUse))
 	}
 	fmt.Fprintf(w, "  raw baseline: %8.3fs  %10.0f events/s%s  (badger WriteBatch of %d, one sync)\n",
-		r.Raw.Seconds(), r.rawRate(), r.cpuPerEvent(r.RawCPU), o.batch)
-	fmt.Fprintf(w, "  ratio http/raw: %.2f   (targets: >= 100000 events/s, ratio >= 0.5)\n", r.ratio())
+		r.Raw.Seconds(), r.rawRate(), r.perEvent(r.RawUse), o.batch)
+	fmt.Fprintf(w, "  ratio http/raw: %.2f\n", r.ratio())
+}
+
+// printBenchSummary prints the medians over the rounds.
+func printBenchSummary(w io.Writer, o benchOptions, rep benchReport) {
+	n := len(rep.Rounds)
+	fmt.Fprintf(w, "median of %d rounds:\n", n)
+	fmt.Fprintf(w, "  http:         %10.0f events/s  %5.1f µs CPU/event\n",
+		rep.median(benchResult.httpRate), rep.median(func(r benchResult) float64 { return r.cpuPerEvent(r.HTTPUse) }))
+	if o.direct {
+		fmt.Fprintf(w, "  store.Append: %10.0f events/s  %5.1f µs CPU/event\n",
+			rep.median(benchResult.directRate), rep.median(func(r benchResult) float64 { return r.cpuPerEvent(r.DirectUse) }))
+	}
+	fmt.Fprintf(w, "  raw baseline: %10.0f events/s  %5.1f µs CPU/event\n",
+		rep.median(benchResult.rawRate), rep.median(func(r benchResult) float64 { return r.cpuPerEvent(r.RawUse) }))
+	fmt.Fprintf(w, "  median ratio http/raw: %.2f   (targets: >= 100000 events/s over http, ratio >= 0.5)\n",
+		rep.median(benchResult.ratio))
 }
 
 // benchBodies builds the request bodies: sessions of 20 events (page views, clicks, a micro
@@ -159,10 +215,34 @@ func benchBodies(n, batch int, now time.Time) [][]byte {
 	return bodies
 }
 
-// benchIngest runs the ingestion benchmark.
-func benchIngest(ctx context.Context, o benchOptions, log *slog.Logger) (benchResult, error) {
-	if o.events <= 0 || o.batch <= 0 || o.concurrency <= 0 {
-		return benchResult{}, fmt.Errorf("bench: --events, --batch and --concurrency must be positive")
+// benchReport is what every round of a run measured.
+type benchReport struct {
+	Rounds []benchResult
+}
+
+// median is the median of f over the rounds (the mean of the middle two for an even count).
+func (r benchReport) median(f func(benchResult) float64) float64 {
+	v := make([]float64, len(r.Rounds))
+	for i, x := range r.Rounds {
+		v[i] = f(x)
+	}
+	slices.Sort(v)
+	n := len(v)
+	if n == 0 {
+		return 0
+	}
+	if n%2 == 1 {
+		return v[n/2]
+	}
+	return (v[n/2-1] + v[n/2]) / 2
+}
+
+// benchIngest runs the ingestion benchmark: o.rounds rounds, each an HTTP phase, a direct
+// phase (if o.direct) and a raw phase on fresh stores, the order of the HTTP and raw phases
+// alternating from round to round so that neither always runs on the heap the other grew.
+func benchIngest(ctx context.Context, o benchOptions, log *slog.Logger, progress io.Writer) (benchReport, error) {
+	if o.events <= 0 || o.batch <= 0 || o.concurrency <= 0 || o.rounds <= 0 {
+		return benchReport{}, fmt.Errorf("bench: --events, --batch, --concurrency and --rounds must be positive")
 	}
 	if o.timeout > 0 {
 		var cancel context.CancelFunc
@@ -171,7 +251,7 @@ func benchIngest(ctx context.Context, o benchOptions, log *slog.Logger) (benchRe
 	}
 	dir, err := os.MkdirTemp(o.dir, "nudge-bench-")
 	if err != nil {
-		return benchResult{}, fmt.Errorf("bench: %w", err)
+		return benchReport{}, fmt.Errorf("bench: %w", err)
 	}
 	defer os.RemoveAll(dir)
 
@@ -181,51 +261,82 @@ func benchIngest(ctx context.Context, o benchOptions, log *slog.Logger) (benchRe
 	lim := wire.DefaultLimits()
 	lim.MaxEvents = max(lim.MaxEvents, o.batch)
 
-	var res benchResult
-	// Each phase runs under a pprof label (phase=http|direct|raw) that the goroutines it
-	// starts (server, store writer, Badger) inherit: `go tool pprof -tagfocus phase=http`.
-	cpu0 := ingestProcessCPU()
-	pprof.Do(ctx, pprof.Labels("phase", "http"), func(ctx context.Context) {
-		res, err = benchHTTP(ctx, o, cfg, filepath.Join(dir, "http"), bodies, lim, log)
-	})
-	res.HTTPCPU = ingestProcessCPU() - cpu0
-	if err != nil {
-		return res, err
-	}
-
-	// The same events, decoded by the same code.
+	// The same events, decoded by the same code, for the direct and raw phases.
 	batches := make([][]features.Event, len(bodies))
 	evs := make([]features.Event, 0, o.events)
 	for i, b := range bodies {
 		dec, err := wire.DecodeBatch(b, now, lim, true)
 		if err != nil || len(dec.Errors) > 0 {
-			return res, fmt.Errorf("bench: decode for baseline: %v %v", err, dec.Errors)
+			return benchReport{}, fmt.Errorf("bench: decode for baseline: %v %v", err, dec.Errors)
 		}
 		batches[i] = dec.Events
 		evs = append(evs, dec.Events...)
 	}
-	if o.direct {
-		cpu0 := ingestProcessCPU()
-		pprof.Do(ctx, pprof.Labels("phase", "direct"), func(ctx context.Context) {
-			res.Direct, err = benchDirect(ctx, cfg, filepath.Join(dir, "direct"), o, batches, log)
-		})
-		res.DirectCPU = ingestProcessCPU() - cpu0
-		if err != nil {
-			return res, err
+	raw := make([]features.Event, len(evs))
+	copy(raw, evs)
+	for i := range raw {
+		raw[i].Session = raw[i].SessionID
+	}
+
+	var rep benchReport
+	for round := range o.rounds {
+		var res benchResult
+		rdir := filepath.Join(dir, strconv.Itoa(round))
+		// Each phase runs under a pprof label (phase=http|direct|raw) that the goroutines it
+		// starts (server, store writer, Badger) inherit: `go tool pprof -tagfocus phase=http`.
+		httpPhase := func() error {
+			use0 := ingestUsage()
+			var err error
+			pprof.Do(ctx, pprof.Labels("phase", "http"), func(ctx context.Context) {
+				var r benchResult
+				r, err = benchHTTP(ctx, o, cfg, filepath.Join(rdir, "http"), bodies, lim, log)
+				res.Events, res.Requests, res.HTTP = r.Events, r.Requests, r.HTTP
+			})
+			res.HTTPUse = ingestUsage().sub(use0)
+			return err
+		}
+		directPhase := func() error {
+			if !o.direct {
+				return nil
+			}
+			use0 := ingestUsage()
+			var err error
+			pprof.Do(ctx, pprof.Labels("phase", "direct"), func(ctx context.Context) {
+				res.Direct, err = benchDirect(ctx, cfg, filepath.Join(rdir, "direct"), o, batches, log)
+			})
+			res.DirectUse = ingestUsage().sub(use0)
+			return err
+		}
+		rawPhase := func() error {
+			use0 := ingestUsage()
+			var err error
+			pprof.Do(ctx, pprof.Labels("phase", "raw"), func(ctx context.Context) {
+				res.Raw, err = store.RawBaseline(ctx, filepath.Join(rdir, "raw"), raw, o.batch)
+			})
+			res.RawUse = ingestUsage().sub(use0)
+			if err != nil {
+				return fmt.Errorf("bench: %w", err)
+			}
+			return nil
+		}
+		phases := []func() error{httpPhase, directPhase, rawPhase}
+		if round%2 == 1 {
+			phases = []func() error{rawPhase, directPhase, httpPhase}
+		}
+		for _, phase := range phases {
+			if err := phase(); err != nil {
+				return rep, err
+			}
+		}
+		if err := os.RemoveAll(rdir); err != nil {
+			return rep, fmt.Errorf("bench: %w", err)
+		}
+		rep.Rounds = append(rep.Rounds, res)
+		if progress != nil {
+			printRound(progress, round, o, res)
 		}
 	}
-	for i := range evs {
-		evs[i].Session = evs[i].SessionID
-	}
-	cpu0 = ingestProcessCPU()
-	pprof.Do(ctx, pprof.Labels("phase", "raw"), func(ctx context.Context) {
-		res.Raw, err = store.RawBaseline(ctx, filepath.Join(dir, "raw"), evs, o.batch)
-	})
-	res.RawCPU = ingestProcessCPU() - cpu0
-	if err != nil {
-		return res, fmt.Errorf("bench: %w", err)
-	}
-	return res, nil
+	return rep, nil
 }
 
 // benchHTTP runs the HTTP phase: a durable store behind the real server on 127.0.0.1:0, the

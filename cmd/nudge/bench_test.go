@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -17,7 +18,7 @@ func TestBenchIngestCommand(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	code := run(ctx, []string{"bench", "ingest", "--events", "3000", "--batch", "100", "--concurrency", "4",
-		"--dir", t.TempDir()}, nil, &out, &errb)
+		"--rounds", "2", "--dir", t.TempDir()}, nil, &out, &errb)
 	if code != 0 {
 		t.Fatalf("exit %d: %s%s", code, out.String(), errb.String())
 	}
@@ -25,7 +26,15 @@ func TestBenchIngestCommand(t *testing.T) {
 	if m == nil || m[1] != "3000" || m[2] != "30" {
 		t.Fatalf("unexpected output:\n%s", out.String())
 	}
-	r := regexp.MustCompile(`ratio http/raw: ([0-9.]+)`).FindStringSubmatch(out.String())
+	if n := len(regexp.MustCompile(`(?m)^  ratio http/raw: [0-9.]+$`).FindAllString(out.String(), -1)); n != 2 {
+		t.Errorf("%d rounds printed, want 2:\n%s", n, out.String())
+	}
+	for _, order := range []string{"round 1 (http first)", "round 2 (raw first)"} {
+		if !strings.Contains(out.String(), order) {
+			t.Errorf("no %q:\n%s", order, out.String())
+		}
+	}
+	r := regexp.MustCompile(`median ratio http/raw: ([0-9.]+)`).FindStringSubmatch(out.String())
 	if r == nil {
 		t.Fatalf("no ratio:\n%s", out.String())
 	}
@@ -40,13 +49,13 @@ func TestBenchIngestCommand(t *testing.T) {
 //
 //	go test -run '^$' -bench IngestHTTP -benchtime 2000x ./cmd/nudge
 func BenchmarkIngestHTTP(b *testing.B) {
-	o := benchOptions{events: b.N * 100, batch: 100, concurrency: 16, timeout: 10 * time.Minute, dir: b.TempDir()}
+	o := benchOptions{events: b.N * 100, batch: 100, concurrency: 16, rounds: 1, timeout: 10 * time.Minute, dir: b.TempDir()}
 	b.ResetTimer()
-	res, err := benchIngest(context.Background(), o, slog.New(slog.DiscardHandler))
+	rep, err := benchIngest(context.Background(), o, slog.New(slog.DiscardHandler), nil)
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.ReportMetric(res.httpRate(), "events/s")
-	b.ReportMetric(res.rawRate(), "raw-events/s")
-	b.ReportMetric(res.ratio(), "ratio")
+	b.ReportMetric(rep.median(benchResult.httpRate), "events/s")
+	b.ReportMetric(rep.median(benchResult.rawRate), "raw-events/s")
+	b.ReportMetric(rep.median(benchResult.ratio), "ratio")
 }

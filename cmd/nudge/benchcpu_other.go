@@ -2,7 +2,5 @@
 
 package main
 
-import "time"
-
-// ingestProcessCPU is not measured on this platform.
-func ingestProcessCPU() time.Duration { return 0 }
+// ingestUsage is not measured on this platform.
+func ingestUsage() procUsage { return procUsage{} }

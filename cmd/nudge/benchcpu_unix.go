@@ -7,11 +7,15 @@ import (
 	"time"
 )
 
-// ingestProcessCPU is the process's user+system CPU time so far (0 if unavailable).
-func ingestProcessCPU() time.Duration {
+// ingestUsage is the process's user+system CPU time and page faults so far (zero if
+// unavailable).
+func ingestUsage() procUsage {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
+		return procUsage{}
 	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	return procUsage{
+		CPU:    time.Duration(ru.Utime.Nano() + ru.Stime.Nano()),
+		Faults: int64(ru.Minflt + ru.Majflt),
+	}
 }

@@ -1,10 +1,12 @@
 package wire
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	gojson "github.com/goccy/go-json"
 )
@@ -89,4 +91,50 @@ func BenchmarkValid(b *testing.B) {
 			}
 		})
 	}
+}
+
+// ingestBody is a batch shaped exactly like the bodies of `nudge bench ingest` (benchBodies
+// in cmd/nudge/bench.go, copied here): n events of ~200 bytes, sessions of 20 events (page
+// views, clicks, a micro conversion, now and then a purchase), two props, no escapes.
+func ingestBody(n int) []byte {
+	var buf bytes.Buffer
+	base := now.Add(-time.Hour).UnixMilli()
+	buf.WriteString(`{"events":[`)
+	for i := range n {
+		if i > 0 {
+			buf.WriteByte(',')
+		}
+		sess, k := i/20, i%20
+		typ, name := "page_view", ""
+		switch {
+		case k == 19 && sess%7 == 0:
+			typ, name = "macro_conversion", "purchase"
+		case k == 12:
+			typ, name = "micro_conversion", "add_to_cart"
+		case k%3 == 2:
+			typ, name = "click", "product_tile"
+		}
+		fmt.Fprintf(&buf, `{"event_id":"e%d","session_id":"s%d","anonymous_id":"v%d","type":%q,`+
+			`"timestamp":%d,"name":%q,"props":{"path":"/p/%d","device":"desktop"}}`,
+			i, sess, sess/3, typ, base+int64(sess%3000)*1000+int64(k)*1000, name, k)
+	}
+	buf.WriteString(`]}`)
+	return buf.Bytes()
+}
+
+// BenchmarkDecodeBatchIngest decodes the 100-event batch that `nudge bench ingest` sends
+// (ingestBody) with the package's own checker and string decoder.
+//
+//	go test ./data/wire -run '^$' -bench DecodeBatchIngest -benchmem -count 8
+func BenchmarkDecodeBatchIngest(b *testing.B) {
+	body := ingestBody(100)
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		bt, err := DecodeBatch(body, now, DefaultLimits(), true)
+		if err != nil || len(bt.Events) != 100 {
+			b.Fatalf("%v %d %v", err, len(bt.Events), bt.Errors)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*100), "ns/event")
 }

@@ -1,8 +1,9 @@
 package wire
 
-// A minimal iterator over JSON text that is already known to be valid (checked with
-// json.Valid first). It finds the spans of array elements and of object members without
-// allocating, so decoding an event costs one pass and only the strings it keeps.
+// A minimal iterator over JSON text that is already known to be valid (checked by the scan
+// of DecodeBatch or DecodeEvent first). It finds the spans of object members without
+// allocating: the decoder reads consent objects, and props with more members than the scan
+// records, with it.
 
 // skipWS returns the index of the first non-space byte at or after i.
 func skipWS(b []byte, i int) int {
@@ -66,23 +67,6 @@ func stringEnd(b []byte, i int) int {
 		i++
 	}
 	return i
-}
-
-// eachElement calls fn with each element of the array starting at b[i].
-func eachElement(b []byte, i int, fn func(elem []byte)) {
-	i = skipWS(b, i+1)
-	if i < len(b) && b[i] == ']' {
-		return
-	}
-	for i < len(b) {
-		end := valueEnd(b, i)
-		fn(b[i:end])
-		i = skipWS(b, end)
-		if i >= len(b) || b[i] != ',' {
-			return
-		}
-		i = skipWS(b, i+1)
-	}
 }
 
 // eachMember calls fn with the raw key (with its quotes) and raw value of each member of

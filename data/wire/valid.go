@@ -6,19 +6,25 @@ package wire
 // took a quarter of DecodeBatch's time. Invalid UTF-8 inside strings is accepted, as
 // json.Valid does; the decoder reports it per field.
 func validJSON(b []byte) bool {
+	i := validValue(b, skipWS(b, 0), 0)
+	return i >= 0 && skipWS(b, i) == len(b)
+}
+
+// validValue checks the JSON value starting at b[i], inside depth open containers, and
+// returns the index just past it, or -1 when it is not valid.
+func validValue(b []byte, i, depth int) int {
 	// stack holds the open containers: '{' or '['.
 	var stackBuf [64]byte
 	stack := stackBuf[:0]
-	i := skipWS(b, 0)
 	for {
 		// Expect a value at b[i].
 		if i >= len(b) {
-			return false
+			return -1
 		}
 		switch c := b[i]; {
 		case c == '{' || c == '[':
-			if len(stack) >= maxDepth {
-				return false
+			if depth+len(stack) >= maxDepth {
+				return -1
 			}
 			stack = append(stack, c)
 			i = skipWS(b, i+1)
@@ -29,51 +35,51 @@ func validJSON(b []byte) bool {
 			}
 			if c == '{' {
 				if i = objectKey(b, i); i < 0 {
-					return false
+					return -1
 				}
 			}
 			continue
 		case c == '"':
 			if i = stringValid(b, i); i < 0 {
-				return false
+				return -1
 			}
 		case c == '-' || c >= '0' && c <= '9':
 			if i = numberValid(b, i); i < 0 {
-				return false
+				return -1
 			}
 		case c == 't':
 			if !hasLit(b, i, "true") {
-				return false
+				return -1
 			}
 			i += 4
 		case c == 'f':
 			if !hasLit(b, i, "false") {
-				return false
+				return -1
 			}
 			i += 5
 		case c == 'n':
 			if !hasLit(b, i, "null") {
-				return false
+				return -1
 			}
 			i += 4
 		default:
-			return false
+			return -1
 		}
 		// After a value: a separator, a closer, or the end.
 		for {
-			i = skipWS(b, i)
 			if len(stack) == 0 {
-				return i == len(b)
+				return i
 			}
+			i = skipWS(b, i)
 			if i >= len(b) {
-				return false
+				return -1
 			}
 			top := stack[len(stack)-1]
 			if b[i] == ',' {
 				i = skipWS(b, i+1)
 				if top == '{' {
 					if i = objectKey(b, i); i < 0 {
-						return false
+						return -1
 					}
 				}
 				break
@@ -83,7 +89,7 @@ func validJSON(b []byte) bool {
 				i++
 				continue
 			}
-			return false
+			return -1
 		}
 	}
 }
@@ -188,4 +194,62 @@ func numberValid(b []byte, i int) int {
 		}
 	}
 	return i
+}
+
+// String flags found by scanString: what the decoder must still check in a string. A string
+// with neither is ASCII without escapes, so valid UTF-8 without NUL bytes (raw control
+// bytes are not valid JSON) and its text is its raw bytes.
+const (
+	strEscape = 1 << iota // a backslash escape
+	strHigh               // a byte >= 0x80 (UTF-8 to check)
+	strAny                // not scanned: check everything (strings from eachMember)
+)
+
+// strPlain marks the bytes that a string may hold without a closer, escape, control byte
+// or UTF-8 check.
+var strPlain = func() (t [256]bool) {
+	for c := 0x20; c < 0x80; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
+// scanString checks the string starting at b[i] (a quote) like stringValid and returns the
+// index after it (or -1) and its flags.
+func scanString(b []byte, i int) (int, uint8) {
+	var fl uint8
+	i++
+	for {
+		for i < len(b) && strPlain[b[i]] {
+			i++
+		}
+		if i >= len(b) {
+			return -1, 0
+		}
+		switch c := b[i]; {
+		case c == '"':
+			return i + 1, fl
+		case c >= 0x80:
+			fl |= strHigh
+			i++
+		case c == '\\':
+			fl |= strEscape
+			if i+1 >= len(b) {
+				return -1, 0
+			}
+			switch b[i+1] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				i += 2
+			case 'u':
+				if len(b)-i < 6 || !isHex(b[i+2]) || !isHex(b[i+3]) || !isHex(b[i+4]) || !isHex(b[i+5]) {
+					return -1, 0
+				}
+				i += 6
+			default:
+				return -1, 0
+			}
+		default: // a control byte
+			return -1, 0
+		}
+	}
 }

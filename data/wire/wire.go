@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 	"unsafe"
@@ -24,18 +25,19 @@ import (
 	"github.com/nudgehq/nudge/features"
 )
 
-// Decoding is in two passes: valid checks that the whole body is valid JSON (validJSON, an
-// allocation-free checker that agrees with encoding/json.Valid, see FuzzValidJSON), then a
-// small scanner (scan.go) walks the members of each event over the validated text. The JSON
-// library only decodes strings with escapes (unmarshal) and explains syntax errors.
-// Decoding each event into a map of raw values with the library instead cost 4x more
-// time and allocations (BenchmarkDecodeBatch; figures in bench_test.go). goccy/go-json
-// decodes escaped strings faster than encoding/json; its Valid is slower than both
-// checkers and rejects valid numbers out of float64 range, like 1e999.
-var (
-	valid     = validJSON
-	unmarshal = gojson.Unmarshal
-)
+// Decoding is one pass over the body (DecodeBatch, decoder.scanEvent): the scanner checks the
+// syntax exactly as encoding/json.Valid does (validValue and scanString in valid.go; see
+// FuzzValidJSON) while it records the members of each event, then the event is decoded from
+// the recorded spans. The text is read once: the string flags of the scan say which strings
+// need a UTF-8 or NUL check, and quickValid skips appendValidate's checks when the scan and
+// decode show nothing can fail. FuzzDecodeBatchReference checks that the result is exactly
+// that of the two-pass decoder this replaced (internal/reference). The JSON library only
+// decodes strings with escapes (unmarshal) and explains syntax errors. Decoding each event
+// into a map of raw values with the library instead cost 4x more time and allocations
+// (BenchmarkDecodeBatch; figures in bench_test.go). goccy/go-json decodes escaped strings
+// faster than encoding/json; its Valid is slower than validJSON and rejects valid numbers
+// out of float64 range, like 1e999.
+var unmarshal = gojson.Unmarshal
 
 // Sentinel errors of DecodeBatch. HTTP maps ErrMalformed to 400 and ErrTooManyEvents to 413.
 var (
@@ -115,85 +117,202 @@ type Batch struct {
 // unusable; otherwise every input event is either in Events or has errors in Errors.
 func DecodeBatch(body []byte, now time.Time, lim Limits, consentDefault bool) (Batch, error) {
 	lim = lim.withDefaults()
-	raws, err := splitBatch(body)
+	body = bytes.TrimSpace(body)
+	if len(body) == 0 {
+		return Batch{}, fmt.Errorf("%w: empty body", ErrMalformed)
+	}
+	if body[0] != '[' && body[0] != '{' {
+		return Batch{}, fmt.Errorf("%w: body must be a JSON object {\"events\": [...]} or an array", ErrMalformed)
+	}
+	s := batchScan{consent: consentDefault}
+	s.d.init(lim, now)
+	defer s.release()
+	var err error // the first error of the top-level object's members
+	found := false
+	end := -1
+	if body[0] == '[' {
+		end, found = s.array(body, 0, 0), true
+	} else if i := skipWS(body, 1); i < len(body) && body[i] == '}' {
+		end = i + 1
+	} else {
+		// The members of {"events": [...]}: every value is checked (a syntax error anywhere
+		// makes the body malformed, whatever else is wrong); the last "events" array is the
+		// batch; the first unknown member or non-array "events" is the error.
+		for i < len(body) && body[i] == '"' {
+			kend, _ := scanString(body, i)
+			if kend < 0 {
+				break
+			}
+			k := body[i:kend]
+			if i = skipWS(body, kend); i >= len(body) || body[i] != ':' {
+				break
+			}
+			if i = skipWS(body, i+1); i >= len(body) {
+				break
+			}
+			switch {
+			case err != nil:
+				i = validValue(body, i, 1)
+			case string(k) != `"events"`:
+				name, _ := decodeString(k)
+				err = fmt.Errorf("%w: unknown field %q (a batch is {\"events\": [...]})", ErrMalformed, truncate(name, 64))
+				i = validValue(body, i, 1)
+			case body[i] != '[':
+				err = fmt.Errorf("%w: \"events\" must be an array of events, got %s", ErrMalformed, kind(body[i:]))
+				i = validValue(body, i, 1)
+			default:
+				s.reset()
+				i, found = s.array(body, i, 1), true
+			}
+			if i < 0 {
+				break
+			}
+			if i = skipWS(body, i); i < len(body) && body[i] == ',' {
+				i = skipWS(body, i+1)
+				continue
+			}
+			if i < len(body) && body[i] == '}' {
+				end = i + 1
+			}
+			break
+		}
+	}
+	if end < 0 || skipWS(body, end) != len(body) {
+		return Batch{}, fmt.Errorf("%w: %s", ErrMalformed, syntaxReason(body))
+	}
 	if err != nil {
 		return Batch{}, err
 	}
-	b := Batch{Received: len(raws)}
-	if len(raws) > lim.MaxEvents {
-		return b, fmt.Errorf("%w: %d events, the limit is %d", ErrTooManyEvents, len(raws), lim.MaxEvents)
+	if !found {
+		return Batch{}, fmt.Errorf("%w: \"events\" must be an array of events", ErrMalformed)
 	}
-	b.Events = make([]features.Event, 0, len(raws))
-	b.Index = make([]int, 0, len(raws))
-	var d decoder
-	for i, raw := range raws {
-		d.reset(i, lim, now)
-		ev := d.event(raw, consentDefault)
-		if len(d.errs) > 0 {
-			b.Errors = append(b.Errors, d.errs...)
-			continue
-		}
-		b.Events = append(b.Events, ev)
-		b.Index = append(b.Index, i)
+	if s.received > lim.MaxEvents {
+		return Batch{Received: s.received}, fmt.Errorf("%w: %d events, the limit is %d", ErrTooManyEvents, s.received, lim.MaxEvents)
 	}
+	b := Batch{Received: s.received, Errors: s.errs}
+	b.Events = make([]features.Event, len(s.sc.evs), s.received)
+	copy(b.Events, s.sc.evs)
+	b.Index = make([]int, len(s.sc.idx), s.received)
+	copy(b.Index, s.sc.idx)
 	return b, nil
+}
+
+// batchScan decodes the events of a batch as it checks the body's syntax, in one pass.
+// Events and indices collect in pooled scratch slices (the count is only known at the end),
+// then are copied into slices of the batch's size.
+type batchScan struct {
+	d        decoder
+	consent  bool
+	sc       *scratch
+	errs     []FieldError
+	received int
+}
+
+type scratch struct {
+	evs []features.Event
+	idx []int
+}
+
+var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
+
+// reset forgets the events decoded so far (a later "events" member replaces them).
+func (s *batchScan) reset() {
+	if s.sc != nil {
+		clear(s.sc.evs)
+		s.sc.evs, s.sc.idx = s.sc.evs[:0], s.sc.idx[:0]
+	}
+	s.errs, s.received = nil, 0
+}
+
+// release returns the scratch slices to the pool, holding no event.
+func (s *batchScan) release() {
+	if s.sc != nil {
+		s.reset()
+		scratchPool.Put(s.sc)
+		s.sc = nil
+	}
+}
+
+// array checks the array of events starting at b[i] (a '['), inside depth open containers,
+// decoding its first lim.MaxEvents elements and counting all of them. It returns the index
+// just past the array, or -1 when the text is not valid JSON.
+func (s *batchScan) array(b []byte, i, depth int) int {
+	if depth >= maxDepth {
+		return -1
+	}
+	if s.sc == nil {
+		s.sc = scratchPool.Get().(*scratch)
+	}
+	d := &s.d
+	i = skipWS(b, i+1)
+	if i < len(b) && b[i] == ']' {
+		return i + 1
+	}
+	for i < len(b) {
+		idx := s.received
+		s.received++
+		switch {
+		case idx >= d.lim.MaxEvents: // too many: only checked
+			i = validValue(b, i, depth+1)
+		case b[i] != '{':
+			d.reset(idx)
+			d.fail("event", "must be a JSON object, got %s", kind(b[i:]))
+			s.errs = append(s.errs, d.errs...)
+			i = validValue(b, i, depth+1)
+		default:
+			d.reset(idx)
+			if i = d.scanEvent(b, i, depth+1); i < 0 {
+				return -1
+			}
+			ev := d.event(s.consent)
+			if len(d.errs) > 0 {
+				s.errs = append(s.errs, d.errs...)
+				break
+			}
+			s.sc.evs = append(s.sc.evs, ev)
+			s.sc.idx = append(s.sc.idx, idx)
+		}
+		if i < 0 {
+			return -1
+		}
+		i = skipWS(b, i)
+		if i >= len(b) {
+			return -1
+		}
+		if b[i] == ']' {
+			return i + 1
+		}
+		if b[i] != ',' {
+			return -1
+		}
+		i = skipWS(b, i+1)
+	}
+	return -1
 }
 
 // DecodeEvent decodes and validates one event object (a line of a JSON Lines file). Errors
 // carry Index 0.
 func DecodeEvent(raw []byte, now time.Time, lim Limits, consentDefault bool) (features.Event, []FieldError) {
 	var d decoder
-	d.reset(0, lim.withDefaults(), now)
+	d.init(lim.withDefaults(), now)
+	d.reset(0)
 	raw = bytes.TrimSpace(raw)
-	if !valid(raw) {
-		return features.Event{}, []FieldError{{Field: "event", Reason: "not valid JSON: " + syntaxReason(raw)}}
+	if len(raw) > 0 && raw[0] == '{' {
+		if d.scanEvent(raw, 0, 0) != len(raw) {
+			return features.Event{}, []FieldError{{Field: "event", Reason: "not valid JSON: " + syntaxReason(raw)}}
+		}
+	} else {
+		if !validJSON(raw) {
+			return features.Event{}, []FieldError{{Field: "event", Reason: "not valid JSON: " + syntaxReason(raw)}}
+		}
+		d.fail("event", "must be a JSON object, got %s", kind(raw))
+		return features.Event{}, d.errs
 	}
-	ev := d.event(raw, consentDefault)
+	ev := d.event(consentDefault)
 	if len(d.errs) > 0 {
 		return features.Event{}, d.errs
 	}
 	return ev, nil
-}
-
-// splitBatch returns the raw events of a batch body.
-func splitBatch(body []byte) ([][]byte, error) {
-	body = bytes.TrimSpace(body)
-	if len(body) == 0 {
-		return nil, fmt.Errorf("%w: empty body", ErrMalformed)
-	}
-	if body[0] != '[' && body[0] != '{' {
-		return nil, fmt.Errorf("%w: body must be a JSON object {\"events\": [...]} or an array", ErrMalformed)
-	}
-	if !valid(body) {
-		return nil, fmt.Errorf("%w: %s", ErrMalformed, syntaxReason(body))
-	}
-	arr := -1
-	if body[0] == '[' {
-		arr = 0
-	} else {
-		var err error
-		eachMember(body, 0, func(k, v []byte) {
-			switch {
-			case err != nil:
-			case string(k) != `"events"`:
-				name, _ := decodeString(k)
-				err = fmt.Errorf("%w: unknown field %q (a batch is {\"events\": [...]})", ErrMalformed, truncate(name, 64))
-			case v[0] != '[':
-				err = fmt.Errorf("%w: \"events\" must be an array of events, got %s", ErrMalformed, kind(v))
-			default:
-				arr = cap(body) - cap(v) // v is body[arr:...]
-			}
-		})
-		if err != nil {
-			return nil, err
-		}
-		if arr < 0 {
-			return nil, fmt.Errorf("%w: \"events\" must be an array of events", ErrMalformed)
-		}
-	}
-	var raws [][]byte
-	eachElement(body, arr, func(e []byte) { raws = append(raws, e) })
-	return raws, nil
 }
 
 // syntaxReason describes why body is not valid JSON.
@@ -215,21 +334,62 @@ func jsonReason(err error) string {
 	return strings.ToValidUTF8(s, "?")
 }
 
+// maxScanProps is how many props members scanEvent records; an event with more is decoded
+// from its props' text again (eachMember).
+const maxScanProps = 16
+
+// member is a recorded member of an object: raw key and value and their string flags.
+type member struct {
+	k, v   []byte
+	kf, vf uint8
+}
+
 // decoder decodes one event at a time, collecting its errors.
 type decoder struct {
 	index int
 	lim   Limits
 	now   time.Time
-	id    string
-	errs  []FieldError
+	// hi and lo are now+MaxFuture and now-MaxPast, the bounds appendValidate checks.
+	hi, lo time.Time
+	id     string
+	errs   []FieldError
 	// strs backs the event's unescaped strings (ids, name, props): one allocation per
 	// event instead of one per string. Bytes are only ever appended within its capacity,
 	// never overwritten, and each event gets a new one (see keep).
 	strs []byte
+
+	// Found by scanEvent: the raw value and string flags of each known field (the last
+	// one when repeated), the raw keys of unknown fields, and the members of the last
+	// props object (the first maxScanProps of nprops).
+	vals    [numFields][]byte
+	flags   [numFields]uint8
+	unknown [][]byte
+	props   [maxScanProps]member
+	nprops  int
+
+	// What the decoding saw, for quickValid: dirty when a string may hold non-ASCII or NUL
+	// bytes; of the props set, the longest key or value, whether a key was empty, and the
+	// last value of each cleaned prop (urlProps, then "title"; bit j of cleanSet).
+	dirty     bool
+	emptyKey  bool
+	propMax   int
+	cleanSet  uint8
+	cleanVals [4]string
 }
 
-func (d *decoder) reset(index int, lim Limits, now time.Time) {
-	d.index, d.lim, d.now, d.id, d.errs, d.strs = index, lim, now, "", d.errs[:0:0], nil
+// init sets the limits and time of a decoder.
+func (d *decoder) init(lim Limits, now time.Time) {
+	d.lim, d.now = lim, now
+	d.hi, d.lo = now.Add(lim.MaxFuture), now.Add(-lim.MaxPast)
+}
+
+// reset prepares the decoder for the event at index.
+func (d *decoder) reset(index int) {
+	d.index, d.id, d.errs, d.strs = index, "", d.errs[:0], nil
+	d.vals = [numFields][]byte{}
+	d.unknown = d.unknown[:0]
+	d.nprops = 0
+	d.dirty, d.emptyKey, d.propMax, d.cleanSet = false, false, 0, 0
 }
 
 // keep returns b as a string backed by the event's string block (a copy of b: the body may
@@ -248,13 +408,19 @@ func (d *decoder) keep(b []byte) string {
 }
 
 // decodeStr decodes a raw JSON string (or null) like decodeString, its unescaped text kept in the
-// event's string block.
-func (d *decoder) decodeStr(r []byte) (string, string) {
-	if len(r) >= 2 && r[0] == '"' && bytes.IndexByte(r[1:len(r)-1], '\\') < 0 {
-		if !utf8.Valid(r) {
-			return "", "invalid UTF-8"
+// event's string block. fl are the string's flags from scanString (strAny if not scanned).
+func (d *decoder) decodeStr(r []byte, fl uint8) (string, string) {
+	if len(r) >= 2 && r[0] == '"' {
+		if fl == 0 {
+			return d.keep(r[1 : len(r)-1]), ""
 		}
-		return d.keep(r[1 : len(r)-1]), ""
+		d.dirty = true
+		if fl&strAny != 0 && bytes.IndexByte(r[1:len(r)-1], '\\') < 0 || fl&(strEscape|strAny) == 0 {
+			if !utf8.Valid(r) {
+				return "", "invalid UTF-8"
+			}
+			return d.keep(r[1 : len(r)-1]), ""
+		}
 	}
 	return decodeString(r)
 }
@@ -330,21 +496,139 @@ func fieldIndex(k []byte) int {
 	return -1
 }
 
-// event decodes one event from raw, which is valid JSON.
-func (d *decoder) event(raw []byte, consentDefault bool) features.Event {
-	ev := features.Event{Consent: consentDefault}
-	d.strs = make([]byte, 0, len(raw)) // the event's strings are disjoint parts of raw
-	if len(raw) == 0 || raw[0] != '{' {
-		d.fail("event", "must be a JSON object, got %s", kind(raw))
-		return ev
+// scanEvent checks the object starting at b[i] (a '{'), inside depth open containers, and
+// records its members (d.vals, d.flags, d.unknown, d.props). It returns the index just
+// past the object, or -1 when the text is not valid JSON.
+func (d *decoder) scanEvent(b []byte, i, depth int) int {
+	if depth >= maxDepth {
+		return -1
 	}
-	var vals [numFields][]byte
-	var unknown []string
-	eachMember(raw, 0, func(k, v []byte) {
-		if i := fieldIndex(k); i >= 0 {
-			vals[i] = v
-			return
+	depth++
+	i = skipWS(b, i+1)
+	if i < len(b) && b[i] == '}' {
+		return i + 1
+	}
+	for i < len(b) && b[i] == '"' {
+		kend, _ := scanString(b, i)
+		if kend < 0 {
+			return -1
 		}
+		k := b[i:kend]
+		if i = skipWS(b, kend); i >= len(b) || b[i] != ':' {
+			return -1
+		}
+		if i = skipWS(b, i+1); i >= len(b) {
+			return -1
+		}
+		f := fieldIndex(k)
+		start := i
+		var fl uint8
+		switch c := b[i]; {
+		case c == '"':
+			i, fl = scanString(b, i)
+		case c == '{' && f == iProps:
+			i = d.scanProps(b, i, depth)
+		case c == '-' || c >= '0' && c <= '9':
+			i = numberValid(b, i)
+		default:
+			i = validValue(b, i, depth)
+		}
+		if i < 0 {
+			return -1
+		}
+		if f >= 0 {
+			d.vals[f], d.flags[f] = b[start:i], fl
+		} else {
+			d.unknown = append(d.unknown, k)
+		}
+		if i = skipWS(b, i); i >= len(b) {
+			return -1
+		}
+		switch b[i] {
+		case '}':
+			return i + 1
+		case ',':
+			i = skipWS(b, i+1)
+		default:
+			return -1
+		}
+	}
+	return -1
+}
+
+// scanProps checks the object starting at b[i] (a props value), inside depth open
+// containers, and records its members in d.props and their count in d.nprops.
+func (d *decoder) scanProps(b []byte, i, depth int) int {
+	if depth >= maxDepth {
+		return -1
+	}
+	d.nprops = 0
+	i = skipWS(b, i+1)
+	if i < len(b) && b[i] == '}' {
+		return i + 1
+	}
+	for i < len(b) && b[i] == '"' {
+		kend, kf := scanString(b, i)
+		if kend < 0 {
+			return -1
+		}
+		k := b[i:kend]
+		if i = skipWS(b, kend); i >= len(b) || b[i] != ':' {
+			return -1
+		}
+		if i = skipWS(b, i+1); i >= len(b) {
+			return -1
+		}
+		start := i
+		var vf uint8
+		if b[i] == '"' {
+			i, vf = scanString(b, i)
+		} else {
+			i = validValue(b, i, depth+1)
+		}
+		if i < 0 {
+			return -1
+		}
+		if d.nprops < len(d.props) {
+			d.props[d.nprops] = member{k: k, v: b[start:i], kf: kf, vf: vf}
+		}
+		d.nprops++
+		if i = skipWS(b, i); i >= len(b) {
+			return -1
+		}
+		switch b[i] {
+		case '}':
+			return i + 1
+		case ',':
+			i = skipWS(b, i+1)
+		default:
+			return -1
+		}
+	}
+	return -1
+}
+
+// event decodes the event scanEvent recorded.
+func (d *decoder) event(consentDefault bool) features.Event {
+	ev := features.Event{Consent: consentDefault}
+	vals := &d.vals
+	// The string block holds at most the raw text of the strings kept.
+	n := 0
+	for _, i := range [...]int{iEventID, iSessionID, iAnonymousID, iUserID, iName} {
+		n += len(vals[i])
+	}
+	if r := vals[iProps]; len(r) > 0 && r[0] == '{' {
+		if d.nprops > len(d.props) {
+			n += len(r)
+		} else {
+			for _, m := range d.props[:d.nprops] {
+				n += len(m.k) + len(m.v)
+			}
+		}
+	}
+	d.strs = make([]byte, 0, n)
+	var unknown []string
+	for _, k := range d.unknown {
 		name, reason := decodeString(k)
 		if reason != "" {
 			name = strings.ToValidUTF8(string(k[1:len(k)-1]), "?")
@@ -353,10 +637,10 @@ func (d *decoder) event(raw []byte, consentDefault bool) features.Event {
 			name = `""`
 		}
 		unknown = append(unknown, truncate(name, 64))
-	})
+	}
 	// The event id first, so that later errors can name it.
 	if r := vals[iEventID]; r != nil {
-		ev.EventID, _ = d.str(fEventID, r)
+		ev.EventID, _ = d.str(fEventID, r, d.flags[iEventID])
 		d.id = ev.EventID
 		if !utf8.ValidString(d.id) || len(d.id) > d.lim.MaxString {
 			d.id = ""
@@ -367,16 +651,24 @@ func (d *decoder) event(raw []byte, consentDefault bool) features.Event {
 		if r == nil {
 			continue
 		}
-		k := knownFields[i]
+		k, fl := knownFields[i], d.flags[i]
 		switch i {
 		case iSessionID:
-			ev.SessionID, _ = d.str(k, r)
+			ev.SessionID, _ = d.str(k, r, fl)
 		case iAnonymousID:
-			ev.AnonymousID, _ = d.str(k, r)
+			ev.AnonymousID, _ = d.str(k, r, fl)
 		case iUserID:
-			ev.UserID, _ = d.str(k, r)
+			ev.UserID, _ = d.str(k, r, fl)
 		case iType:
-			if s, ok := d.str(k, r); ok {
+			var s string
+			ok := true
+			if fl == 0 && r[0] == '"' {
+				// Only compared and copied: no need to keep it.
+				s = unsafe.String(unsafe.SliceData(r[1:]), len(r)-2)
+			} else {
+				s, ok = d.str(k, r, fl)
+			}
+			if ok {
 				t, valid := features.ParseEventType(s)
 				if !valid {
 					d.fail(k, "unknown event type %q (valid: %s)", truncate(s, 64), typeList)
@@ -386,11 +678,11 @@ func (d *decoder) event(raw []byte, consentDefault bool) features.Event {
 		case iTimestamp:
 			ev.TS = d.timestamp(r)
 		case iName:
-			ev.Name, _ = d.str(k, r)
+			ev.Name, _ = d.str(k, r, fl)
 		case iValue:
 			ev.Value = d.number(k, r)
 		case iProps:
-			ev.Props = d.props(r)
+			ev.Props = d.decodeProps(r)
 		case iConsent:
 			ev.Consent = d.consent(r, consentDefault)
 		}
@@ -406,8 +698,10 @@ func (d *decoder) event(raw []byte, consentDefault bool) features.Event {
 		d.fail(fTimestamp, "missing (RFC 3339 string or Unix milliseconds)")
 	}
 	if len(d.errs) == 0 {
-		clean(&ev)
-		d.errs = appendValidate(d.errs, &ev, d.index, d.now, d.lim)
+		d.clean(&ev)
+		if !d.quickValid(&ev) {
+			d.errs = appendValidate(d.errs, &ev, d.index, d.now, d.lim)
+		}
 		return ev
 	}
 	// Report what else is wrong, once per field.
@@ -419,6 +713,49 @@ func (d *decoder) event(raw []byte, consentDefault bool) features.Event {
 	return ev
 }
 
+// clean does what clean(ev) does, from the props values decodeProps noted.
+func (d *decoder) clean(ev *features.Event) {
+	if d.cleanSet == 0 {
+		return
+	}
+	for j, k := range urlProps {
+		if d.cleanSet&(1<<j) == 0 {
+			continue
+		}
+		v := d.cleanVals[j]
+		if c := truncate(RedactURL(v), MaxURLLen); len(c) != len(v) || unsafe.StringData(c) != unsafe.StringData(v) {
+			ev.Props[k] = c
+			d.propMax = max(d.propMax, len(c))
+		}
+	}
+	if d.cleanSet&(1<<len(urlProps)) != 0 && len(d.cleanVals[len(urlProps)]) > MaxTitleLen {
+		ev.Props["title"] = truncate(d.cleanVals[len(urlProps)], MaxTitleLen)
+	}
+}
+
+// quickValid reports that appendValidate would find nothing wrong with ev, decoded without
+// errors and cleaned, from what the decoding saw. False means "check": appendValidate then
+// says what is wrong, if anything.
+func (d *decoder) quickValid(ev *features.Event) bool {
+	m := d.lim.MaxString
+	switch {
+	case d.dirty || d.emptyKey || d.propMax > m || len(ev.Props) > d.lim.MaxProps:
+		return false
+	case ev.EventID == "" || ev.SessionID == "" || ev.AnonymousID == "":
+		return false
+	case len(ev.EventID) > m || len(ev.SessionID) > m || len(ev.AnonymousID) > m || len(ev.UserID) > m || len(ev.Name) > m:
+		return false
+	case !ev.Type.Valid():
+		return false
+	case ev.Type == features.Identify && ev.UserID == "":
+		return false
+	case (ev.Type == features.MicroConversion || ev.Type == features.MacroConversion || ev.Type == features.Custom) && ev.Name == "":
+		return false
+	}
+	t := time.UnixMilli(ev.TS)
+	return ev.TS >= minTS && !t.After(d.hi) && !t.Before(d.lo)
+}
+
 var typeList = func() string {
 	var names []string
 	for _, t := range features.EventTypes() {
@@ -428,8 +765,8 @@ var typeList = func() string {
 }()
 
 // str decodes a JSON string value; null is the empty string.
-func (d *decoder) str(field string, r json.RawMessage) (string, bool) {
-	s, reason := d.decodeStr(r)
+func (d *decoder) str(field string, r []byte, fl uint8) (string, bool) {
+	s, reason := d.decodeStr(r, fl)
 	if reason != "" {
 		d.fail(field, "%s", reason)
 		return "", false
@@ -537,7 +874,9 @@ func (d *decoder) timestamp(r json.RawMessage) int64 {
 	}
 }
 
-func (d *decoder) props(r []byte) map[string]string {
+// decodeProps decodes the props value r: the members scanProps recorded, or r's text again
+// when there were more than it records.
+func (d *decoder) decodeProps(r []byte) map[string]string {
 	if string(r) == "null" {
 		return nil
 	}
@@ -545,58 +884,80 @@ func (d *decoder) props(r []byte) map[string]string {
 		d.fail(fProps, "must be an object, got %s", kind(r))
 		return nil
 	}
-	nerr := len(d.errs)
-	var out map[string]string
-	n := 0
-	eachMember(r, 0, func(kr, v []byte) {
-		n++
-		if n > d.lim.MaxProps {
-			return
-		}
-		k, reason := d.decodeStr(kr)
-		if reason != "" {
-			d.fail(fProps, "invalid key: %s", reason)
-			return
-		}
-		field := func() string { return "props." + truncate(k, 64) }
-		var val string
-		switch v[0] {
-		case '"':
-			s, reason := d.decodeStr(v)
-			if reason != "" {
-				d.fail(field(), "%s", reason)
-				return
-			}
-			val = s
-		case 'n': // null: dropped
-			return
-		case 't':
-			val = "true"
-		case 'f':
-			val = "false"
-		case '{', '[':
-			d.fail(field(), "nested values are not supported (use flat strings, numbers or booleans)")
-			return
-		default:
-			f, err := strconv.ParseFloat(string(v), 64)
-			if err != nil || math.IsInf(f, 0) {
-				d.fail(field(), "number out of range")
-				return
-			}
-			val = strconv.FormatFloat(f, 'f', -1, 64)
-		}
-		if out == nil {
-			out = make(map[string]string, 8)
-		}
-		out[k] = val
-	})
-	if n > d.lim.MaxProps {
-		d.errs = d.errs[:nerr]
-		d.fail(fProps, "%d props, the limit is %d", n, d.lim.MaxProps)
+	if d.nprops > d.lim.MaxProps {
+		d.fail(fProps, "%d props, the limit is %d", d.nprops, d.lim.MaxProps)
 		return nil
 	}
-	slices.SortFunc(d.errs[nerr:], func(a, b FieldError) int { return strings.Compare(a.Field, b.Field) })
+	nerr := len(d.errs)
+	var out map[string]string
+	if d.nprops <= len(d.props) {
+		for _, m := range d.props[:d.nprops] {
+			d.prop(&out, m.k, m.v, m.kf, m.vf)
+		}
+	} else {
+		eachMember(r, 0, func(k, v []byte) { d.prop(&out, k, v, strAny, strAny) })
+	}
+	if len(d.errs) > nerr+1 {
+		slices.SortFunc(d.errs[nerr:], func(a, b FieldError) int { return strings.Compare(a.Field, b.Field) })
+	}
 	return out
+}
+
+// prop decodes one member of props into *out (made on the first), noting what quickValid
+// and clean need.
+func (d *decoder) prop(out *map[string]string, kr, v []byte, kf, vf uint8) {
+	k, reason := d.decodeStr(kr, kf)
+	if reason != "" {
+		d.fail(fProps, "invalid key: %s", reason)
+		return
+	}
+	var val string
+	switch v[0] {
+	case '"':
+		s, reason := d.decodeStr(v, vf)
+		if reason != "" {
+			d.fail("props."+truncate(k, 64), "%s", reason)
+			return
+		}
+		val = s
+	case 'n': // null: dropped
+		return
+	case 't':
+		val = "true"
+	case 'f':
+		val = "false"
+	case '{', '[':
+		d.fail("props."+truncate(k, 64), "nested values are not supported (use flat strings, numbers or booleans)")
+		return
+	default:
+		f, err := strconv.ParseFloat(string(v), 64)
+		if err != nil || math.IsInf(f, 0) {
+			d.fail("props."+truncate(k, 64), "number out of range")
+			return
+		}
+		val = strconv.FormatFloat(f, 'f', -1, 64)
+	}
+	if *out == nil {
+		*out = make(map[string]string, min(d.nprops, d.lim.MaxProps))
+	}
+	(*out)[k] = val
+	d.emptyKey = d.emptyKey || k == ""
+	d.propMax = max(d.propMax, len(k), len(val))
+	j := -1
+	switch k {
+	case "path":
+		j = 0
+	case "url":
+		j = 1
+	case "referrer":
+		j = 2
+	case "title":
+		j = 3
+	}
+	if j >= 0 {
+		d.cleanSet |= 1 << j
+		d.cleanVals[j] = val
+	}
 }
 
 func (d *decoder) consent(r []byte, def bool) bool {

@@ -1,0 +1,108 @@
+package reference
+
+// A minimal iterator over JSON text that is already known to be valid (checked with
+// json.Valid first). It finds the spans of array elements and of object members without
+// allocating, so decoding an event costs one pass and only the strings it keeps.
+
+// skipWS returns the index of the first non-space byte at or after i.
+func skipWS(b []byte, i int) int {
+	for i < len(b) {
+		switch b[i] {
+		case ' ', '\t', '\n', '\r':
+			i++
+		default:
+			return i
+		}
+	}
+	return i
+}
+
+// valueEnd returns the index just past the JSON value starting at b[i].
+func valueEnd(b []byte, i int) int {
+	switch b[i] {
+	case '"':
+		return stringEnd(b, i)
+	case '{', '[':
+		depth := 0
+		for i < len(b) {
+			switch b[i] {
+			case '"':
+				i = stringEnd(b, i)
+				continue
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return i + 1
+				}
+			}
+			i++
+		}
+		return i
+	default: // number, true, false, null
+		for i < len(b) {
+			switch b[i] {
+			case ',', '}', ']', ' ', '\t', '\n', '\r':
+				return i
+			}
+			i++
+		}
+		return i
+	}
+}
+
+// stringEnd returns the index just past the string starting at b[i] (a quote).
+func stringEnd(b []byte, i int) int {
+	i++
+	for i < len(b) {
+		switch b[i] {
+		case '\\':
+			i += 2
+			continue
+		case '"':
+			return i + 1
+		}
+		i++
+	}
+	return i
+}
+
+// eachElement calls fn with each element of the array starting at b[i].
+func eachElement(b []byte, i int, fn func(elem []byte)) {
+	i = skipWS(b, i+1)
+	if i < len(b) && b[i] == ']' {
+		return
+	}
+	for i < len(b) {
+		end := valueEnd(b, i)
+		fn(b[i:end])
+		i = skipWS(b, end)
+		if i >= len(b) || b[i] != ',' {
+			return
+		}
+		i = skipWS(b, i+1)
+	}
+}
+
+// eachMember calls fn with the raw key (with its quotes) and raw value of each member of
+// the object starting at b[i].
+func eachMember(b []byte, i int, fn func(key, val []byte)) {
+	i = skipWS(b, i+1)
+	if i < len(b) && b[i] == '}' {
+		return
+	}
+	for i < len(b) {
+		kend := stringEnd(b, i)
+		key := b[i:kend]
+		i = skipWS(b, kend)
+		i = skipWS(b, i+1) // the colon
+		vend := valueEnd(b, i)
+		fn(key, b[i:vend])
+		i = skipWS(b, vend)
+		if i >= len(b) || b[i] != ',' {
+			return
+		}
+		i = skipWS(b, i+1)
+	}
+}

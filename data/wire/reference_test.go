@@ -43,6 +43,10 @@ var referenceCases = []string{
 	`[` + strings.Repeat("[", 9999) + strings.Repeat("]", 9999) + `]`,
 	`{"events":[{"props":{"x":` + strings.Repeat("[", 9995) + strings.Repeat("]", 9995) + `}}]}`,
 	`{"events":[{"props":{"x":` + strings.Repeat("[", 9996) + strings.Repeat("]", 9996) + `}}]}`,
+	`{"events":[{"props":{"x":` + strings.Repeat("[", 9997) + strings.Repeat("]", 9997) + `}}]}`,
+	`[` + strings.Repeat("[", 10000) + strings.Repeat("]", 10000) + `]`,
+	`{"events":[{"x":` + strings.Repeat("{\"a\":", 9997) + `1` + strings.Repeat("}", 9997) + `}]}`,
+	`{"events":[{"x":` + strings.Repeat("{\"a\":", 9998) + `1` + strings.Repeat("}", 9998) + `}]}`,
 }
 
 // FuzzDecodeBatchReference checks that DecodeBatch and DecodeEvent return exactly what the

@@ -264,12 +264,16 @@ func (s *batchScan) array(b []byte, i, depth int) int {
 			if i = d.scanEvent(b, i, depth+1); i < 0 {
 				return -1
 			}
-			ev := d.event(s.consent)
+			// Decoded in place: an Event is 150 bytes.
+			n := len(s.sc.evs)
+			s.sc.evs = slices.Grow(s.sc.evs, 1)[:n+1]
+			d.event(&s.sc.evs[n], s.consent)
 			if len(d.errs) > 0 {
+				s.sc.evs[n] = features.Event{}
+				s.sc.evs = s.sc.evs[:n]
 				s.errs = append(s.errs, d.errs...)
 				break
 			}
-			s.sc.evs = append(s.sc.evs, ev)
 			s.sc.idx = append(s.sc.idx, idx)
 		}
 		if i < 0 {
@@ -308,7 +312,8 @@ func DecodeEvent(raw []byte, now time.Time, lim Limits, consentDefault bool) (fe
 		d.fail("event", "must be a JSON object, got %s", kind(raw))
 		return features.Event{}, d.errs
 	}
-	ev := d.event(consentDefault)
+	var ev features.Event
+	d.event(&ev, consentDefault)
 	if len(d.errs) > 0 {
 		return features.Event{}, d.errs
 	}
@@ -608,9 +613,9 @@ func (d *decoder) scanProps(b []byte, i, depth int) int {
 	return -1
 }
 
-// event decodes the event scanEvent recorded.
-func (d *decoder) event(consentDefault bool) features.Event {
-	ev := features.Event{Consent: consentDefault}
+// event decodes the event scanEvent recorded into *ev.
+func (d *decoder) event(ev *features.Event, consentDefault bool) {
+	*ev = features.Event{Consent: consentDefault}
 	vals := &d.vals
 	// The string block holds at most the raw text of the strings kept.
 	n := 0
@@ -698,19 +703,18 @@ func (d *decoder) event(consentDefault bool) features.Event {
 		d.fail(fTimestamp, "missing (RFC 3339 string or Unix milliseconds)")
 	}
 	if len(d.errs) == 0 {
-		d.clean(&ev)
-		if !d.quickValid(&ev) {
-			d.errs = appendValidate(d.errs, &ev, d.index, d.now, d.lim)
+		d.clean(ev)
+		if !d.quickValid(ev) {
+			d.errs = appendValidate(d.errs, ev, d.index, d.now, d.lim)
 		}
-		return ev
+		return
 	}
 	// Report what else is wrong, once per field.
-	for _, e := range appendValidate(nil, &ev, d.index, d.now, d.lim) {
+	for _, e := range appendValidate(nil, ev, d.index, d.now, d.lim) {
 		if !slices.ContainsFunc(d.errs, func(x FieldError) bool { return x.Field == e.Field }) {
 			d.errs = append(d.errs, e)
 		}
 	}
-	return ev
 }
 
 // clean does what clean(ev) does, from the props values decodeProps noted.
@@ -723,6 +727,9 @@ func (d *decoder) clean(ev *features.Event) {
 			continue
 		}
 		v := d.cleanVals[j]
+		if len(v) <= MaxURLLen && strings.IndexByte(v, '?') < 0 && strings.IndexByte(v, '#') < 0 {
+			continue // RedactURL and truncate return v
+		}
 		if c := truncate(RedactURL(v), MaxURLLen); len(c) != len(v) || unsafe.StringData(c) != unsafe.StringData(v) {
 			ev.Props[k] = c
 			d.propMax = max(d.propMax, len(c))

@@ -647,7 +647,7 @@ func (d *decoder) event(ev *features.Event, consentDefault bool) {
 	if r := vals[iEventID]; r != nil {
 		ev.EventID, _ = d.str(fEventID, r, d.flags[iEventID])
 		d.id = ev.EventID
-		if !utf8.ValidString(d.id) || len(d.id) > d.lim.MaxString {
+		if d.flags[iEventID] != 0 && !utf8.ValidString(d.id) || len(d.id) > d.lim.MaxString {
 			d.id = ""
 		}
 	}
@@ -844,6 +844,22 @@ func (d *decoder) number(field string, r json.RawMessage) float64 {
 	return f
 }
 
+// smallUint parses r when it is 1 to 18 decimal digits (what strconv.ParseInt returns for
+// them, without its overhead: a timestamp is 13 digits).
+func smallUint(r []byte) (int64, bool) {
+	if len(r) == 0 || len(r) > 18 {
+		return 0, false
+	}
+	var n int64
+	for _, c := range r {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, true
+}
+
 // Timestamps before this are certainly wrong (2000-01-01T00:00:00Z), whatever MaxPast says.
 const minTS = 946684800000
 
@@ -866,6 +882,9 @@ func (d *decoder) timestamp(r json.RawMessage) int64 {
 		}
 		return t.UnixMilli()
 	case r[0] == '-' || r[0] >= '0' && r[0] <= '9':
+		if ms, ok := smallUint(r); ok {
+			return ms
+		}
 		if ms, err := strconv.ParseInt(string(r), 10, 64); err == nil {
 			return ms
 		}

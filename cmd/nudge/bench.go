@@ -33,6 +33,7 @@ type benchOptions struct {
 	rounds      int           // rounds of every phase
 	timeout     time.Duration // bound on the whole run
 	noSync      bool          // --unsafe-no-sync for comparison
+	syncDelay   time.Duration // store.Options.SyncDelay
 	direct      bool          // also time store.Append in-process (HTTP overhead)
 	dir         string        // parent of the temporary data directories ("" = os.TempDir)
 }
@@ -47,6 +48,8 @@ type benchResult struct {
 	// Process CPU time (user+system, every goroutine, the GC and the load generator
 	// included) and page faults of each phase: steadier than wall time on a shared machine.
 	HTTPUse, DirectUse, RawUse procUsage
+	// fsyncs of the store in the HTTP and direct phases (their commit groups' size).
+	HTTPSyncs, DirectSyncs int64
 }
 
 // procUsage is the process's resource usage (or a phase's difference of two readings).
@@ -66,6 +69,14 @@ func (r benchResult) perEvent(u procUsage) string {
 	}
 	return fmt.Sprintf("  %5.1f µs CPU/event  %5.3f faults/event",
 		float64(u.CPU.Microseconds())/float64(r.Events), float64(u.Faults)/float64(r.Events))
+}
+
+// perSync formats the events per fsync of a phase ("" without fsyncs).
+func (r benchResult) perSync(syncs int64) string {
+	if syncs <= 0 {
+		return ""
+	}
+	return fmt.Sprintf("  %4.0f events/fsync", float64(r.Events)/float64(syncs))
 }
 
 // cpuPerEvent is a phase's CPU time per event in µs (0 when not measured).
@@ -131,6 +142,7 @@ event, which are steadier than wall time on a shared machine.`,
 	fs.IntVar(&o.rounds, "rounds", 3, "rounds of every phase (medians are reported; the phases' order alternates)")
 	fs.DurationVar(&o.timeout, "timeout", 5*time.Minute, "bound on the whole run")
 	fs.BoolVar(&o.noSync, "unsafe-no-sync", false, "measure without fsync before acknowledging")
+	fs.DurationVar(&o.syncDelay, "sync-delay", store.DefaultSyncDelay, "the store's group-commit delay (as nudge serve --sync-delay; 0: no delay)")
 	fs.BoolVar(&o.direct, "direct", true, "also time the same batches through store.Append in-process")
 	fs.StringVar(&o.dir, "dir", "", "parent directory of the temporary data directories")
 	fs.StringVar(&cpuprofile, "cpuprofile", "", "write a CPU profile of the run to this file")
@@ -156,10 +168,11 @@ func printRound(w io.Writer, round int, o benchOptions, r benchResult) {
 		order = "raw first"
 	}
 	fmt.Fprintf(w, "round %d (%s)\n", round+1, order)
-	fmt.Fprintf(w, "  http:         %8.3fs  %10.0f events/s%s\n", r.HTTP.Seconds(), r.httpRate(), r.perEvent(r.HTTPUse))
+	fmt.Fprintf(w, "  http:         %8.3fs  %10.0f events/s%s%s\n", r.HTTP.Seconds(), r.httpRate(), r.perEvent(r.HTTPUse),
+		r.perSync(r.HTTPSyncs))
 	if r.Direct > 0 {
-		fmt.Fprintf(w, "  store.Append: %8.3fs  %10.0f events/s%s  (same batches and clients, in-process, no HTTP)\n",
-			r.Direct.Seconds(), r.directRate(), r.perEvent(r.DirectUse))
+		fmt.Fprintf(w, "  store.Append: %8.3fs  %10.0f events/s%s%s  (same batches and clients, in-process, no HTTP)\n",
+			r.Direct.Seconds(), r.directRate(), r.perEvent(r.DirectUse), r.perSync(r.DirectSyncs))
 	}
 	fmt.Fprintf(w, "  raw baseline: %8.3fs  %10.0f events/s%s  (badger WriteBatch of %d, one sync)\n",
 		r.Raw.Seconds(), r.rawRate(), r.perEvent(r.RawUse), o.batch)
@@ -290,7 +303,7 @@ func benchIngest(ctx context.Context, o benchOptions, log *slog.Logger, progress
 			pprof.Do(ctx, pprof.Labels("phase", "http"), func(ctx context.Context) {
 				var r benchResult
 				r, err = benchHTTP(ctx, o, cfg, filepath.Join(rdir, "http"), bodies, lim, log)
-				res.Events, res.Requests, res.HTTP = r.Events, r.Requests, r.HTTP
+				res.Events, res.Requests, res.HTTP, res.HTTPSyncs = r.Events, r.Requests, r.HTTP, r.HTTPSyncs
 			})
 			res.HTTPUse = ingestUsage().sub(use0)
 			return err
@@ -302,7 +315,7 @@ func benchIngest(ctx context.Context, o benchOptions, log *slog.Logger, progress
 			use0 := ingestUsage()
 			var err error
 			pprof.Do(ctx, pprof.Labels("phase", "direct"), func(ctx context.Context) {
-				res.Direct, err = benchDirect(ctx, cfg, filepath.Join(rdir, "direct"), o, batches, log)
+				res.Direct, res.DirectSyncs, err = benchDirect(ctx, cfg, filepath.Join(rdir, "direct"), o, batches, log)
 			})
 			res.DirectUse = ingestUsage().sub(use0)
 			return err
@@ -344,7 +357,7 @@ func benchIngest(ctx context.Context, o benchOptions, log *slog.Logger, progress
 func benchHTTP(ctx context.Context, o benchOptions, cfg *config.Config, dir string, bodies [][]byte,
 	lim wire.Limits, log *slog.Logger) (benchResult, error) {
 	site := &cfg.Sites[0]
-	st, err := openStore(ctx, cfg, storeOptions{dir: dir, noSync: o.noSync}, log)
+	st, err := openStore(ctx, cfg, storeOptions{dir: dir, noSync: o.noSync, syncDelay: noDelayIfZero(o.syncDelay)}, log)
 	if err != nil {
 		return benchResult{}, fmt.Errorf("bench: %w", err)
 	}
@@ -360,6 +373,7 @@ func benchHTTP(ctx context.Context, o benchOptions, cfg *config.Config, dir stri
 		return benchResult{}, fmt.Errorf("bench: %w", err)
 	}
 	res, sendErr := benchSend(ctx, "http://"+srv.Addr()+"/v1/events", site.WriteKey, bodies, o.concurrency)
+	res.HTTPSyncs = st.Syncs()
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	closeErr := srv.Close(cctx)
@@ -436,12 +450,13 @@ func benchSend(ctx context.Context, url, key string, bodies [][]byte, c int) (be
 }
 
 // benchDirect appends the batches to a fresh durable store from o.concurrency goroutines,
-// in-process, and times it: the store's own rate, without HTTP.
+// in-process, and times it: the store's own rate, without HTTP. It also returns the store's
+// fsyncs.
 func benchDirect(ctx context.Context, cfg *config.Config, dir string, o benchOptions, batches [][]features.Event,
-	log *slog.Logger) (time.Duration, error) {
-	st, err := openStore(ctx, cfg, storeOptions{dir: dir, noSync: o.noSync}, log)
+	log *slog.Logger) (time.Duration, int64, error) {
+	st, err := openStore(ctx, cfg, storeOptions{dir: dir, noSync: o.noSync, syncDelay: noDelayIfZero(o.syncDelay)}, log)
 	if err != nil {
-		return 0, fmt.Errorf("bench: %w", err)
+		return 0, 0, fmt.Errorf("bench: %w", err)
 	}
 	site := cfg.Sites[0].ID
 	var (
@@ -470,10 +485,11 @@ func benchDirect(ctx context.Context, cfg *config.Config, dir string, o benchOpt
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	syncs := st.Syncs()
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	if err := st.Close(cctx); err != nil && firstErr == nil {
 		firstErr = fmt.Errorf("bench: close: %w", err)
 	}
-	return elapsed, firstErr
+	return elapsed, syncs, firstErr
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/nudgehq/nudge/data/store"
 	"github.com/nudgehq/nudge/data/wire"
 	"github.com/nudgehq/nudge/serve"
 )
@@ -20,6 +21,7 @@ type serveFlags struct {
 	config          string
 	sessionTimeout  time.Duration
 	unsafeNoSync    bool
+	syncDelay       time.Duration
 	bodyLimit       int64
 	maxEvents       int
 	requestTimeout  time.Duration
@@ -42,13 +44,14 @@ The marketer's dashboard is at /dashboard/ (log in with a site's admin key) and 
 API at GET /v1/report (admin key).
 
 Every flag can also be set from the environment (flags win): NUDGE_ADDR, NUDGE_DATA,
-NUDGE_CONFIG, NUDGE_SESSION_TIMEOUT, NUDGE_UNSAFE_NO_SYNC, NUDGE_BODY_LIMIT, NUDGE_LOG_LEVEL,
-NUDGE_LOG_FORMAT.`,
+NUDGE_CONFIG, NUDGE_SESSION_TIMEOUT, NUDGE_UNSAFE_NO_SYNC, NUDGE_SYNC_DELAY, NUDGE_BODY_LIMIT,
+NUDGE_LOG_LEVEL, NUDGE_LOG_FORMAT.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := bindEnv(a, cmd.Flags(), map[string]string{
 				"addr": "NUDGE_ADDR", "data": "NUDGE_DATA", "config": "NUDGE_CONFIG",
 				"session-timeout": "NUDGE_SESSION_TIMEOUT", "unsafe-no-sync": "NUDGE_UNSAFE_NO_SYNC",
+				"sync-delay": "NUDGE_SYNC_DELAY",
 				"body-limit": "NUDGE_BODY_LIMIT", "log-level": "NUDGE_LOG_LEVEL", "log-format": "NUDGE_LOG_FORMAT",
 			}); err != nil {
 				return &exitError{2, err}
@@ -63,6 +66,8 @@ NUDGE_LOG_FORMAT.`,
 	fs.DurationVar(&f.sessionTimeout, "session-timeout", 0, "inactivity that ends a session (default: the config's, 30m)")
 	fs.BoolVar(&f.unsafeNoSync, "unsafe-no-sync", false,
 		"acknowledge events before they are fsynced: faster, but a power cut or kernel crash can lose acknowledged events")
+	fs.DurationVar(&f.syncDelay, "sync-delay", store.DefaultSyncDelay,
+		"group commit: how long an fsync may wait for batches the store's writer is still working on, so one fsync covers them (only while it is busy; 0: no delay)")
 	fs.Int64Var(&f.bodyLimit, "body-limit", serve.DefaultBodyLimit, "largest request body in bytes (413 past it)")
 	fs.IntVar(&f.maxEvents, "max-events", wire.DefaultLimits().MaxEvents, "most events in one batch (413 past it)")
 	fs.DurationVar(&f.requestTimeout, "request-timeout", 30*time.Second, "deadline of each request")
@@ -87,7 +92,7 @@ func runServe(ctx context.Context, a *app, f serveFlags) (err error) {
 	if err := os.MkdirAll(f.data, 0o750); err != nil {
 		return fmt.Errorf("data directory: %w", err)
 	}
-	st, err := openStore(ctx, cfg, storeOptions{dir: f.data, noSync: f.unsafeNoSync, sessionTimeout: f.sessionTimeout, warmUp: true}, log)
+	st, err := openStore(ctx, cfg, storeOptions{dir: f.data, noSync: f.unsafeNoSync, syncDelay: noDelayIfZero(f.syncDelay), sessionTimeout: f.sessionTimeout, warmUp: true}, log)
 	if err != nil {
 		return err
 	}

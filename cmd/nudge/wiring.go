@@ -63,10 +63,20 @@ type storeOptions struct {
 	dir            string
 	noSync         bool
 	sessionTimeout time.Duration
+	syncDelay      time.Duration // store.Options.SyncDelay (0: the store's default)
 	// warmUp maps the stored session records' pages in the background after the open
 	// (store.Options.NoWarmUp): worth it for a server's first reads, wasted on a command that
 	// exits after its work.
 	warmUp bool
+}
+
+// noDelayIfZero maps a --sync-delay flag to store.Options.SyncDelay, where zero means the
+// default and a negative delay none.
+func noDelayIfZero(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }
 
 // openStore opens the Badger store for cfg's sites.
@@ -81,7 +91,7 @@ func openStore(ctx context.Context, cfg *config.Config, so storeOptions, log *sl
 	}
 	return store.Open(ctx, store.Options{
 		Dir: so.dir, NoSync: so.noSync, SessionTimeout: timeout, Schema: sch, Logger: log,
-		NoWarmUp: !so.warmUp,
+		NoWarmUp: !so.warmUp, SyncDelay: so.syncDelay,
 	})
 }
 

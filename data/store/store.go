@@ -31,6 +31,7 @@ const (
 	DefaultSessionTimeout = 30 * time.Minute
 	DefaultQueueLimit     = 100_000
 	DefaultSessionCache   = 50_000
+	DefaultSyncDelay      = 2 * time.Millisecond
 )
 
 // Options configures Open.
@@ -53,6 +54,11 @@ type Options struct {
 	SessionCache int
 	// Badger overrides the tuned Badger options (tests, tools); nil keeps the defaults.
 	Badger func(badger.Options) badger.Options
+	// SyncDelay bounds how long an fsync waits for the commits of batches the writer is
+	// still working on, so that one fsync covers them too (group commit under load; see
+	// syncer). It adds at most this much to a batch's acknowledgement, and only while the
+	// writer is busy. Zero means DefaultSyncDelay; negative, no wait.
+	SyncDelay time.Duration
 	// NoWarmUp skips the background pass that Open starts to map the pages of the stored
 	// session records (see warm.go): the first read of each page then pays a page fault.
 	NoWarmUp bool
@@ -72,6 +78,9 @@ type Store struct {
 	abort   atomic.Bool
 	done    chan struct{}   // writer and syncer exited
 	synced  chan []*request // committed groups waiting for the fsync
+	writing atomic.Bool     // the writer has a group or a commit in flight (syncer: more commits are coming)
+	idle    chan struct{}   // the writer has cleared writing (buffered 1; wakes a waiting syncer)
+	syncs   atomic.Int64    // DB.Sync calls of the syncer (Syncs)
 	life    sync.RWMutex    // readers hold R; Close holds W while closing badger
 	dbShut  bool            // guarded by life
 	closeMu sync.Mutex
@@ -144,6 +153,9 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if opts.SessionCache <= 0 {
 		opts.SessionCache = DefaultSessionCache
 	}
+	if opts.SyncDelay == 0 {
+		opts.SyncDelay = DefaultSyncDelay
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -173,6 +185,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		wake:     make(chan struct{}, 1),
 		done:     make(chan struct{}),
 		synced:   make(chan []*request, 64),
+		idle:     make(chan struct{}, 1),
 		sessions: newShardedCache(opts.SessionCache),
 		clients:  newShardedCache(opts.SessionCache),
 		w:        newWriterState(opts.SessionCache),

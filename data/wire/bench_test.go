@@ -98,28 +98,33 @@ func BenchmarkValid(b *testing.B) {
 // views, clicks, a micro conversion, now and then a purchase), two props, no escapes.
 func ingestBody(n int) []byte {
 	var buf bytes.Buffer
-	base := now.Add(-time.Hour).UnixMilli()
 	buf.WriteString(`{"events":[`)
 	for i := range n {
 		if i > 0 {
 			buf.WriteByte(',')
 		}
-		sess, k := i/20, i%20
-		typ, name := "page_view", ""
-		switch {
-		case k == 19 && sess%7 == 0:
-			typ, name = "macro_conversion", "purchase"
-		case k == 12:
-			typ, name = "micro_conversion", "add_to_cart"
-		case k%3 == 2:
-			typ, name = "click", "product_tile"
-		}
-		fmt.Fprintf(&buf, `{"event_id":"e%d","session_id":"s%d","anonymous_id":"v%d","type":%q,`+
-			`"timestamp":%d,"name":%q,"props":{"path":"/p/%d","device":"desktop"}}`,
-			i, sess, sess/3, typ, base+int64(sess%3000)*1000+int64(k)*1000, name, k)
+		buf.Write(ingestEvent(i))
 	}
 	buf.WriteString(`]}`)
 	return buf.Bytes()
+}
+
+// ingestEvent is event i of ingestBody.
+func ingestEvent(i int) []byte {
+	base := now.Add(-time.Hour).UnixMilli()
+	sess, k := i/20, i%20
+	typ, name := "page_view", ""
+	switch {
+	case k == 19 && sess%7 == 0:
+		typ, name = "macro_conversion", "purchase"
+	case k == 12:
+		typ, name = "micro_conversion", "add_to_cart"
+	case k%3 == 2:
+		typ, name = "click", "product_tile"
+	}
+	return fmt.Appendf(nil, `{"event_id":"e%d","session_id":"s%d","anonymous_id":"v%d","type":%q,`+
+		`"timestamp":%d,"name":%q,"props":{"path":"/p/%d","device":"desktop"}}`,
+		i, sess, sess/3, typ, base+int64(sess%3000)*1000+int64(k)*1000, name, k)
 }
 
 // BenchmarkDecodeBatchIngest decodes the 100-event batch that `nudge bench ingest` sends
@@ -139,25 +144,22 @@ func BenchmarkDecodeBatchIngest(b *testing.B) {
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*100), "ns/event")
 }
 
-// BenchmarkScanEvents runs only the syntax check and member scan of DecodeBatch
-// (decoder.scanEvent) over the events of ingestBody, without decoding them: no allocation,
-// so it times the scanner without the garbage collector's noise.
-func BenchmarkScanEvents(b *testing.B) {
-	body := ingestBody(100)
-	var d decoder
-	d.init(DefaultLimits(), now)
-	b.SetBytes(int64(len(body)))
+// BenchmarkDecodeEvent decodes the events of ingestBody one at a time, as JSON Lines import
+// does (DecodeEvent).
+func BenchmarkDecodeEvent(b *testing.B) {
+	var lines [][]byte
+	size := 0
+	for i := range 100 {
+		lines = append(lines, ingestEvent(i))
+		size += len(lines[i])
+	}
+	b.SetBytes(int64(size))
+	b.ReportAllocs()
 	for b.Loop() {
-		i := skipWS(body, len(`{"events":[`))
-		for n := 0; ; n++ {
-			d.reset(n)
-			if i = d.scanEvent(body, i, 2); i < 0 {
-				b.Fatal("invalid")
+		for _, l := range lines {
+			if _, errs := DecodeEvent(l, now, DefaultLimits(), true); errs != nil {
+				b.Fatal(errs)
 			}
-			if body[i] != ',' {
-				break
-			}
-			i++
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*100), "ns/event")

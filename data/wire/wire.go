@@ -224,14 +224,19 @@ func (s *batchScan) reset() {
 	s.errs, s.received = nil, 0
 }
 
-// release returns the scratch slices to the pool, holding no event.
+// release returns the scratch slices to the pool, holding no event (unless a huge batch
+// grew them: the pool keeps at most maxPooled events' room).
 func (s *batchScan) release() {
 	if s.sc != nil {
 		s.reset()
-		scratchPool.Put(s.sc)
+		if cap(s.sc.evs) <= maxPooled {
+			scratchPool.Put(s.sc)
+		}
 		s.sc = nil
 	}
 }
+
+const maxPooled = 1000
 
 // array checks the array of events starting at b[i] (a '['), inside depth open containers,
 // decoding its first lim.MaxEvents elements and counting all of them. It returns the index

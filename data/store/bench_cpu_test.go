@@ -17,7 +17,6 @@ import (
 // whole process, Badger's goroutines and the GC included: the figure that matters when the
 // machine's cores are the limit, and the one that is stable under other load).
 func BenchmarkAppendCPU(b *testing.B) {
-	ctx := context.Background()
 	const batchSize = 100
 	batches := make([][]features.Event, b.N)
 	for k := range batches {
@@ -27,6 +26,48 @@ func BenchmarkAppendCPU(b *testing.B) {
 		}
 		batches[k] = evs[:batchSize]
 	}
+	benchAppendCPU(b, batches)
+}
+
+// BenchmarkAppendCPUIngest is BenchmarkAppendCPU on the events `nudge bench ingest` sends
+// (cmd/nudge benchBodies): sessions of 20 events, 5 per batch of 100, each visitor's 3
+// sessions one after the other (so a returning visitor's earlier session is mostly in the
+// same or the previous batch), every event with two props.
+func BenchmarkAppendCPUIngest(b *testing.B) {
+	const batchSize = 100
+	batches := make([][]features.Event, b.N)
+	for k := range batches {
+		evs := make([]features.Event, batchSize)
+		for j := range evs {
+			i := k*batchSize + j
+			sess, n := i/20, i%20
+			ev := features.Event{
+				EventID: fmt.Sprint("e", i), SessionID: fmt.Sprint("s", sess),
+				AnonymousID: fmt.Sprint("v", sess/3), Type: features.PageView,
+				TS:      t0 + int64(sess%3000)*sec + int64(n)*sec,
+				Consent: true,
+				Props:   map[string]string{"path": fmt.Sprint("/p/", n), "device": "desktop"},
+			}
+			switch {
+			case n == 19 && sess%7 == 0:
+				ev.Type, ev.Name = features.MacroConversion, "purchase"
+			case n == 12:
+				ev.Type, ev.Name = features.MicroConversion, "add_to_cart"
+			case n%3 == 2:
+				ev.Type, ev.Name = features.Click, "product_tile"
+			}
+			evs[j] = ev
+		}
+		batches[k] = evs
+	}
+	benchAppendCPU(b, batches)
+}
+
+// benchAppendCPU appends the batches one after the other (b.N of them, 100 events each) to an
+// in-memory store and reports ns/event and cpu-ns/event.
+func benchAppendCPU(b *testing.B, batches [][]features.Event) {
+	ctx := context.Background()
+	const batchSize = 100
 	s := openStore(b, "", nil)
 	b.ReportAllocs()
 	b.ResetTimer()

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"os"
 	"path/filepath"
 	"runtime/pprof"
@@ -34,6 +33,7 @@ type benchOptions struct {
 	timeout     time.Duration // bound on the whole run
 	noSync      bool          // --unsafe-no-sync for comparison
 	syncDelay   time.Duration // store.Options.SyncDelay
+	client      string        // load generator: "raw" (hand-written HTTP/1.1) or "std" (net/http)
 	direct      bool          // also time store.Append in-process (HTTP overhead)
 	dir         string        // parent of the temporary data directories ("" = os.TempDir)
 }
@@ -143,6 +143,8 @@ event, which are steadier than wall time on a shared machine.`,
 	fs.DurationVar(&o.timeout, "timeout", 5*time.Minute, "bound on the whole run")
 	fs.BoolVar(&o.noSync, "unsafe-no-sync", false, "measure without fsync before acknowledging")
 	fs.DurationVar(&o.syncDelay, "sync-delay", store.DefaultSyncDelay, "the store's group-commit delay (as nudge serve --sync-delay; 0: no delay)")
+	fs.StringVar(&o.client, "client", "raw",
+		"load generator: raw (requests written by hand on keep-alive connections, responses parsed by net/http) or std (net/http's client)")
 	fs.BoolVar(&o.direct, "direct", true, "also time the same batches through store.Append in-process")
 	fs.StringVar(&o.dir, "dir", "", "parent directory of the temporary data directories")
 	fs.StringVar(&cpuprofile, "cpuprofile", "", "write a CPU profile of the run to this file")
@@ -256,6 +258,12 @@ func (r benchReport) median(f func(benchResult) float64) float64 {
 func benchIngest(ctx context.Context, o benchOptions, log *slog.Logger, progress io.Writer) (benchReport, error) {
 	if o.events <= 0 || o.batch <= 0 || o.concurrency <= 0 || o.rounds <= 0 {
 		return benchReport{}, fmt.Errorf("bench: --events, --batch, --concurrency and --rounds must be positive")
+	}
+	if o.client == "" {
+		o.client = "raw"
+	}
+	if o.client != "raw" && o.client != "std" {
+		return benchReport{}, fmt.Errorf("bench: --client %q: want raw or std", o.client)
 	}
 	if o.timeout > 0 {
 		var cancel context.CancelFunc
@@ -372,7 +380,7 @@ func benchHTTP(ctx context.Context, o benchOptions, cfg *config.Config, dir stri
 		st.Close(context.WithoutCancel(ctx))
 		return benchResult{}, fmt.Errorf("bench: %w", err)
 	}
-	res, sendErr := benchSend(ctx, "http://"+srv.Addr()+"/v1/events", site.WriteKey, bodies, o.concurrency)
+	res, sendErr := benchSend(ctx, o.client, srv.Addr(), site.WriteKey, bodies, o.concurrency)
 	res.HTTPSyncs = st.Syncs()
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
@@ -385,66 +393,6 @@ func benchHTTP(ctx context.Context, o benchOptions, cfg *config.Config, dir stri
 	}
 	if closeErr != nil {
 		return res, fmt.Errorf("bench: close: %w", closeErr)
-	}
-	return res, nil
-}
-
-// benchSend posts bodies from c goroutines and times it. Every request must get a 200.
-func benchSend(ctx context.Context, url, key string, bodies [][]byte, c int) (benchResult, error) {
-	tr := &http.Transport{MaxIdleConnsPerHost: c, MaxConnsPerHost: c, DisableCompression: true}
-	defer tr.CloseIdleConnections()
-	client := &http.Client{Transport: tr}
-	var (
-		next     atomic.Int64
-		events   atomic.Int64
-		wg       sync.WaitGroup
-		errOnce  sync.Once
-		firstErr error
-	)
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	fail := func(err error) {
-		errOnce.Do(func() { firstErr = err; cancel() })
-	}
-	start := time.Now()
-	for range c {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= len(bodies) || ctx.Err() != nil {
-					return
-				}
-				req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(bodies[i]))
-				if err != nil {
-					fail(err)
-					return
-				}
-				req.Header.Set("Authorization", "Bearer "+key)
-				req.Header.Set("Content-Type", "application/json")
-				resp, err := client.Do(req)
-				if err != nil {
-					fail(fmt.Errorf("bench: request %d: %w", i, err))
-					return
-				}
-				body, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != http.StatusOK {
-					fail(fmt.Errorf("bench: request %d: status %d: %s", i, resp.StatusCode, body))
-					return
-				}
-				events.Add(int64(bytes.Count(bodies[i], []byte(`"event_id"`))))
-			}
-		}()
-	}
-	wg.Wait()
-	res := benchResult{HTTP: time.Since(start), Requests: len(bodies), Events: int(events.Load())}
-	if firstErr != nil {
-		return res, firstErr
-	}
-	if err := ctx.Err(); err != nil {
-		return res, fmt.Errorf("bench: %w", err)
 	}
 	return res, nil
 }

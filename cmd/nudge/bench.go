@@ -38,6 +38,17 @@ type benchOptions struct {
 	dir         string        // parent of the temporary data directories ("" = os.TempDir)
 }
 
+// check reports options that cannot run.
+func (o benchOptions) check() error {
+	if o.events <= 0 || o.batch <= 0 || o.concurrency <= 0 || o.rounds <= 0 {
+		return fmt.Errorf("bench: --events, --batch, --concurrency and --rounds must be positive")
+	}
+	if o.client != "raw" && o.client != "std" {
+		return fmt.Errorf("bench: --client %q: want raw or std", o.client)
+	}
+	return nil
+}
+
 // benchResult is what one run measured.
 type benchResult struct {
 	Events   int
@@ -125,6 +136,9 @@ event, which are steadier than wall time on a shared machine.`,
 					return err
 				}
 				defer pprof.StopCPUProfile()
+			}
+			if err := o.check(); err != nil {
+				return &exitError{2, err}
 			}
 			printBenchHeader(a.stdout, o)
 			rep, err := benchIngest(cmd.Context(), o, slog.New(slog.DiscardHandler), a.stdout)
@@ -256,14 +270,11 @@ func (r benchReport) median(f func(benchResult) float64) float64 {
 // phase (if o.direct) and a raw phase on fresh stores, the order of the HTTP and raw phases
 // alternating from round to round so that neither always runs on the heap the other grew.
 func benchIngest(ctx context.Context, o benchOptions, log *slog.Logger, progress io.Writer) (benchReport, error) {
-	if o.events <= 0 || o.batch <= 0 || o.concurrency <= 0 || o.rounds <= 0 {
-		return benchReport{}, fmt.Errorf("bench: --events, --batch, --concurrency and --rounds must be positive")
-	}
 	if o.client == "" {
 		o.client = "raw"
 	}
-	if o.client != "raw" && o.client != "std" {
-		return benchReport{}, fmt.Errorf("bench: --client %q: want raw or std", o.client)
+	if err := o.check(); err != nil {
+		return benchReport{}, err
 	}
 	if o.timeout > 0 {
 		var cancel context.CancelFunc

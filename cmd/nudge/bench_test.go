@@ -59,3 +59,18 @@ func BenchmarkIngestHTTP(b *testing.B) {
 	b.ReportMetric(rep.median(benchResult.rawRate), "raw-events/s")
 	b.ReportMetric(rep.median(benchResult.ratio), "ratio")
 }
+
+// TestBenchIngestBadFlags: options that cannot run exit 2 with a message, before any work.
+func TestBenchIngestBadFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{"--client", "bogus"},
+		{"--rounds", "0"},
+		{"--events", "-1"},
+	} {
+		var out, errb bytes.Buffer
+		code := run(context.Background(), append([]string{"bench", "ingest", "--dir", t.TempDir()}, args...), nil, &out, &errb)
+		if code != 2 || !strings.Contains(errb.String(), "bench: --") || out.Len() != 0 {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q", args, code, out.String(), errb.String())
+		}
+	}
+}

@@ -33,9 +33,34 @@ func (c *lruish[V]) get(k string) (V, bool) {
 	return zero, false
 }
 
+// getBytes is get for a key held as bytes: a hit in the current generation, or a miss,
+// allocates nothing (get(string(k)) copies k).
+func (c *lruish[V]) getBytes(k []byte) (V, bool) {
+	if v, ok := c.cur[string(k)]; ok {
+		return v, true
+	}
+	if v, ok := c.old[string(k)]; ok {
+		ks := string(k)
+		delete(c.old, ks)
+		c.put(ks, v)
+		return v, true
+	}
+	var zero V
+	return zero, false
+}
+
 func (c *lruish[V]) put(k string, v V) {
 	if _, ok := c.cur[k]; !ok && len(c.cur) >= c.max {
-		c.old, c.cur = c.cur, make(map[string]V, c.max)
+		// The dropped generation's map, emptied, is the new one: it already has room for
+		// max keys (a fresh map's memory costs its allocation, page faults and GC).
+		drop := c.old
+		c.old = c.cur
+		if drop != nil {
+			clear(drop)
+			c.cur = drop
+		} else {
+			c.cur = make(map[string]V, c.max)
+		}
 	}
 	c.cur[k] = v
 }
@@ -73,6 +98,16 @@ func (c *shardedCache) get(k string) ([]byte, bool) {
 	s := &c.shards[c.shard(k)]
 	s.mu.Lock()
 	v, ok := s.m.get(k)
+	s.mu.Unlock()
+	return v, ok
+}
+
+// getBytes is get for a key held as bytes, without copying it (maphash.Bytes and
+// maphash.String agree on the same bytes).
+func (c *shardedCache) getBytes(k []byte) ([]byte, bool) {
+	s := &c.shards[int(maphash.Bytes(c.seed, k)%uint64(len(c.shards)))]
+	s.mu.Lock()
+	v, ok := s.m.getBytes(k)
 	s.mu.Unlock()
 	return v, ok
 }

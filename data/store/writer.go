@@ -214,6 +214,11 @@ const (
 	chunkBlockPerEvent = 160
 	chunkBlockMin      = 4 << 10
 	chunkBlockMax      = 32 << 10
+
+	// Entries (set) come in slabs of about 2.5 per expected event (event, dedupe key, and
+	// the session keys), within [chunkEntsMin, chunkEntsMax].
+	chunkEntsMin = 16
+	chunkEntsMax = 256
 )
 
 // chunk is the overlay of one Badger transaction: nothing in it reaches the shared caches
@@ -232,6 +237,8 @@ type chunk struct {
 	unlogged []unloggedID     // the chunk's unlogged events
 	mem      []byte           // the current block of keys and values (alloc)
 	block    int              // size of the next block
+	ents     []badger.Entry   // the current slab of the entries handed to Badger (set)
+	entBlock int              // size of the next slab
 	visitors map[string]struct{}
 	counters map[string]*siteCounters
 	seen     []uint64          // filter hashes of the dedupe and visitor keys written
@@ -274,6 +281,7 @@ func (s *Store) newChunk(events int) *chunk {
 		clients:  make(map[string]string, events/8),
 		ids:      make(map[idKey]string, events),
 		block:    min(max(events*chunkBlockPerEvent, chunkBlockMin), chunkBlockMax),
+		entBlock: min(max(events*5/2, chunkEntsMin), chunkEntsMax),
 		visitors: make(map[string]struct{}),
 		counters: make(map[string]*siteCounters),
 	}
@@ -594,7 +602,14 @@ func uvarintLen(n int) int {
 
 func (c *chunk) set(k, v []byte) error {
 	c.bytes += len(k) + len(v)
-	if err := c.txn.Set(k, v); err != nil {
+	if len(c.ents) == cap(c.ents) {
+		c.ents = make([]badger.Entry, 0, c.entBlock)
+		c.entBlock = chunkEntsMax
+	}
+	// badger.NewEntry(k, v), cut from the chunk's slab: Badger keeps the entry until the
+	// commit is applied, and the slab is never reused.
+	c.ents = append(c.ents, badger.Entry{Key: k, Value: v})
+	if err := c.txn.SetEntry(&c.ents[len(c.ents)-1]); err != nil {
 		return fmt.Errorf("store: write: %w", err)
 	}
 	return nil
@@ -637,7 +652,7 @@ func (c *chunk) dedupe(ik idKey, dk []byte, h uint64) (string, bool, error) {
 			return sess, true, nil
 		}
 	}
-	if sess, ok := c.s.w.recentIDs.get(string(dk)); ok {
+	if sess, ok := c.s.w.recentIDs.getBytes(dk); ok {
 		return sess, true, nil
 	}
 	if !c.s.w.seen.mayContain(h) {
@@ -691,7 +706,7 @@ func (c *chunk) currentSession(site, clientID string, sc *features.Schema) (*liv
 		id, ok = c.parent.clients[string(ck)]
 	}
 	if !ok {
-		id, ok = c.s.w.clients.get(string(ck))
+		id, ok = c.s.w.clients.getBytes(ck)
 	}
 	if !ok && !c.s.w.seen.mayContain(c.s.w.seen.hash(ck)) {
 		return nil, nil // a client id never written
@@ -726,7 +741,7 @@ func (c *chunk) loadSession(site, id string, sc *features.Schema) (*liveSession,
 		val, ok = c.parent.vals[string(sk)]
 	}
 	if !ok {
-		val, ok = c.s.sessions.get(string(sk))
+		val, ok = c.s.sessions.getBytes(sk)
 	}
 	if !ok {
 		item, err := c.txn.Get(sk)
@@ -799,7 +814,7 @@ func (c *chunk) visitorKnown(vk []byte) (bool, error) {
 			return true, nil
 		}
 	}
-	if _, ok := c.s.w.visitors.get(string(vk)); ok {
+	if _, ok := c.s.w.visitors.getBytes(vk); ok {
 		return true, nil
 	}
 	if !c.s.w.seen.mayContain(c.s.w.seen.hash(vk)) {

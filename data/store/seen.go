@@ -61,7 +61,14 @@ func (f *seenFilter) hash(k []byte) uint64 { return maphash.Bytes(f.seed, k) }
 // wordAndMask returns the word index (from the high bits of h) and the bits to set or test
 // within it (from a remix of h) for a block of nw words (a power of two).
 func wordAndMask(h uint64, nw int) (int, uint64) {
-	i := int((h >> 32) & uint64(nw-1))
+	return wordIndex(h, nw), wordMask(h)
+}
+
+// wordIndex is the word of h in a block of nw words (a power of two).
+func wordIndex(h uint64, nw int) int { return int((h >> 32) & uint64(nw-1)) }
+
+// wordMask is the bits of h within its word, the same in every block.
+func wordMask(h uint64) uint64 {
 	// splitmix64 finalizer: the bit positions do not depend on the word index bits alone.
 	x := h + 0x9e3779b97f4a7c15
 	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9
@@ -72,7 +79,7 @@ func wordAndMask(h uint64, nw int) (int, uint64) {
 		m |= 1 << (x & 63)
 		x >>= 6
 	}
-	return i, m
+	return m
 }
 
 // add records a key hash.
@@ -87,16 +94,18 @@ func (f *seenFilter) add(h uint64) {
 	b.n++
 }
 
-// mayContain reports false only for a hash never added.
+// mayContain reports false only for a hash never added. The usual answer is false, which
+// reads one word of every block: the loop loads them all without a branch on the words, so
+// that their cache misses overlap.
 func (f *seenFilter) mayContain(h uint64) bool {
-	for j := len(f.blocks) - 1; j >= 0; j-- {
+	m := wordMask(h)
+	hit := false
+	for j := range f.blocks {
 		b := &f.blocks[j]
-		i, m := wordAndMask(h, len(b.words))
-		if b.words[i]&m == m {
-			return true
-		}
+		w := b.words[wordIndex(h, len(b.words))]
+		hit = hit || w&m == m
 	}
-	return false
+	return hit
 }
 
 // keys returns the number of keys added.

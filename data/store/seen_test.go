@@ -124,3 +124,28 @@ func TestSeenFilterFalsePositives(t *testing.T) {
 		t.Fatalf("new visitor through a saturated filter has %v prior sessions", got)
 	}
 }
+
+// BenchmarkSeenMayContain is the filter lookup of a key never added (the usual answer for a
+// new event's dedupe key), on a filter of about a million keys (five blocks).
+func BenchmarkSeenMayContain(b *testing.B) {
+	f := newSeenFilter(0)
+	rng := rand.New(rand.NewPCG(5, 6))
+	for range 1 << 20 {
+		f.add(rng.Uint64())
+	}
+	probes := make([]uint64, 1<<16)
+	for i := range probes {
+		probes[i] = rng.Uint64()
+	}
+	b.ResetTimer()
+	hits := 0
+	for i := range b.N {
+		if f.mayContain(probes[i&(len(probes)-1)]) {
+			hits++
+		}
+	}
+	b.ReportMetric(float64(len(f.blocks)), "blocks")
+	if hits > b.N/10 {
+		b.Fatalf("%d hits in %d probes", hits, b.N)
+	}
+}

@@ -5,6 +5,24 @@ import (
 	"testing"
 )
 
+func TestSmallInt(t *testing.T) {
+	for _, s := range []string{"0", "-0", "7", "-45", "370", "100000000000000", "999999999999999", "-999999999999999",
+		"1234567890123456", "9007199254740993", "", "-", "01", "-01", "1.0", "1e2", "1.5", "12a", "--1"} {
+		f, err := strconv.ParseFloat(s, 64)
+		canonical := err == nil && strconv.FormatFloat(f, 'f', -1, 64) == s
+		if smallInt([]byte(s)) && !canonical {
+			t.Errorf("smallInt(%q) but FormatFloat(ParseFloat) = %q, %v", s, strconv.FormatFloat(f, 'f', -1, 64), err)
+		}
+	}
+	for n := int64(-2000); n <= 2000; n++ {
+		s := strconv.FormatInt(n*7919, 10)
+		f, _ := strconv.ParseFloat(s, 64)
+		if !smallInt([]byte(s)) || strconv.FormatFloat(f, 'f', -1, 64) != s {
+			t.Fatalf("smallInt(%q) = %v, FormatFloat %q", s, smallInt([]byte(s)), strconv.FormatFloat(f, 'f', -1, 64))
+		}
+	}
+}
+
 func TestSmallUint(t *testing.T) {
 	for _, s := range []string{"0", "7", "1795435140000", "999999999999999999", "1234567890123456789", "", "-1", "1.5", "1e3", "12a", "00012"} {
 		got, ok := smallUint([]byte(s))

@@ -365,7 +365,8 @@ type decoder struct {
 	errs   []FieldError
 	// strs backs the event's unescaped strings (ids, name, props): one allocation per
 	// event instead of one per string. Bytes are only ever appended within its capacity,
-	// never overwritten, and each event gets a new one (see keep).
+	// never overwritten once a string holds them, and each event gets a new one (see keep
+	// and unescape).
 	strs []byte
 
 	// Found by scanEvent: the raw value and string flags of each known field (the last
@@ -420,19 +421,74 @@ func (d *decoder) keep(b []byte) string {
 // decodeStr decodes a raw JSON string (or null) like decodeString, its unescaped text kept in the
 // event's string block. fl are the string's flags from scanString (strAny if not scanned).
 func (d *decoder) decodeStr(r []byte, fl uint8) (string, string) {
-	if len(r) >= 2 && r[0] == '"' {
-		if fl == 0 {
-			return d.keep(r[1 : len(r)-1]), ""
-		}
+	if len(r) < 2 || r[0] != '"' {
+		return decodeString(r)
+	}
+	inner := r[1 : len(r)-1]
+	switch {
+	case fl == 0:
+		return d.keep(inner), ""
+	case fl&strAny != 0:
 		d.dirty = true
-		if fl&strAny != 0 && bytes.IndexByte(r[1:len(r)-1], '\\') < 0 || fl&(strEscape|strAny) == 0 {
-			if !utf8.Valid(r) {
-				return "", "invalid UTF-8"
-			}
-			return d.keep(r[1 : len(r)-1]), ""
+		if bytes.IndexByte(inner, '\\') >= 0 {
+			return decodeString(r)
+		}
+		if !utf8.Valid(r) {
+			return "", "invalid UTF-8"
+		}
+		return d.keep(inner), ""
+	}
+	if fl&strHigh != 0 {
+		d.dirty = true
+		if !utf8.Valid(r) {
+			return "", "invalid UTF-8"
 		}
 	}
+	if fl&strEscape == 0 {
+		return d.keep(inner), ""
+	}
+	if s, ok := d.unescape(inner); ok {
+		return s, ""
+	}
+	d.dirty = true
 	return decodeString(r)
+}
+
+// unescape returns the text of a string's inner raw bytes, kept in the event's string block,
+// when its escapes are all one-byte ones (\" \\ \/ \b \f \n \r \t: every JSON decoder agrees
+// on them). On a \u escape it gives up (ok false), and the bytes it appended are dropped:
+// no string holds them yet.
+func (d *decoder) unescape(inner []byte) (s string, ok bool) {
+	n := len(d.strs)
+	if n+len(inner) > cap(d.strs) {
+		return "", false
+	}
+	for i := 0; i < len(inner); i++ {
+		c := inner[i]
+		if c == '\\' {
+			i++ // scanString checked that an escape has its letter
+			switch c = inner[i]; c {
+			case 'b':
+				c = '\b'
+			case 'f':
+				c = '\f'
+			case 'n':
+				c = '\n'
+			case 'r':
+				c = '\r'
+			case 't':
+				c = '\t'
+			case 'u':
+				d.strs = d.strs[:n]
+				return "", false
+			}
+		}
+		d.strs = append(d.strs, c)
+	}
+	if len(d.strs) == n {
+		return "", true
+	}
+	return unsafe.String(&d.strs[n], len(d.strs)-n), true
 }
 
 func (d *decoder) fail(field, format string, args ...any) {
@@ -865,6 +921,24 @@ func smallUint(r []byte) (int64, bool) {
 	return n, true
 }
 
+// smallInt reports whether r is an integer of 1 to 15 digits (an optional minus, no leading
+// zero): a float64 holds it exactly and strconv.FormatFloat(f, 'f', -1, 64) writes it back
+// as r, "-0" included.
+func smallInt(r []byte) bool {
+	if len(r) > 0 && r[0] == '-' {
+		r = r[1:]
+	}
+	if len(r) == 0 || len(r) > 15 || r[0] == '0' && len(r) > 1 {
+		return false
+	}
+	for _, c := range r {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
 // Timestamps before this are certainly wrong (2000-01-01T00:00:00Z), whatever MaxPast says.
 const minTS = 946684800000
 
@@ -961,6 +1035,10 @@ func (d *decoder) prop(out *map[string]string, kr, v []byte, kf, vf uint8) {
 		d.fail("props."+truncate(k, 64), "nested values are not supported (use flat strings, numbers or booleans)")
 		return
 	default:
+		if smallInt(v) { // FormatFloat(ParseFloat(v)) is v: keep it without either
+			val = d.keep(v)
+			break
+		}
 		f, err := strconv.ParseFloat(string(v), 64)
 		if err != nil || math.IsInf(f, 0) {
 			d.fail("props."+truncate(k, 64), "number out of range")

@@ -39,7 +39,7 @@ var referenceCases = []string{
 	`[` + ev(map[string]string{"timestamp": "-1795435140000"}) + `,` + ev(map[string]string{"timestamp": "17954351400000000000"}) + `]`,
 	`[` + ev(map[string]string{"timestamp": "1795435140000.0"}) + `,` + ev(map[string]string{"timestamp": "1.7954351400001e12"}) + `]`,
 	`[1,"x",null,[],` + ev(nil) + `]`,
-	`[` + ev(map[string]string{"name": `"a\"b\\c\/d\be\ff\ng\rh\ti"`, "props": `{"t\"":"x\\u0041","u":"\u0041\"","v":"\\\\","w":"é\"","x":"\ud800","y":"\\"}`}) + `]`,
+	`[` + ev(map[string]string{"name": `"a\"b\\c\/d\be\ff\ng\rh\ti"`, "props": `{"t\"":"x\\u0041","u":"\u0041\"","v":"\\\\","w":"é\"","x":"\ud83d\ude00 and more text","y":"\\"}`}) + `]`,
 	`[` + ev(map[string]string{"event_id": `"\"id\""`, "session_id": "\"s\\\"\xff\"", "anonymous_id": `"\u0000"`}) + `]`,
 	`[` + ev(map[string]string{"props": `{"a":-0,"b":0,"c":123456789012345,"d":1234567890123456,"e":-5,"f":1.0,"g":1e2,"h":-0.0,"i":1e400}`}) + `]`,
 	`[` + ev(map[string]string{"props": `{"a":-0,"b":0,"c":999999999999999,"d":-123456789012345,"e":-5,"f":10,"g":100000000000000}`}) + `]`,

@@ -159,6 +159,7 @@ type writerState struct {
 	counters  map[string]siteCounters // committed counters per site
 	seen      *seenFilter             // committed dedupe and visitor keys (seen.go)
 	buf       []byte
+	vkBuf     []byte // noneCommitted's visitor key
 
 	// inflight is the chunk whose commit Badger is applying (at most one); the chunk being
 	// filled reads through it (its parent) until it is settled.
@@ -796,11 +797,37 @@ func (c *chunk) readEvents(site, id string) ([]features.Event, error) {
 	return readEvents(txn, site, id)
 }
 
-// noneCommitted reports that no committed key has the per-visitor prefix (conversions or
-// links by anonymous id), per the seen filter; false ("maybe") for other namespaces.
+// noneCommitted reports that no committed key has the per-visitor prefix: conversions or
+// links by anonymous id, per the seen filter; sessions by anonymous id, when the visitor's
+// visitors-seen key was not committed (see below); false ("maybe") for other namespaces.
+//
+// Every indexed session writes its ns|site|anonymous_id visitor-session entry in the same
+// transaction as the visitor key of ns|site|anonymous_id (newSession, when not known yet)
+// or after it, and neither is ever deleted: a visitor key not committed before the chunk's
+// snapshot (first written by the chunk or its in-flight parent, or absent from the filter)
+// means that the snapshot holds none of the visitor's sessions. A returning visitor whose
+// earlier sessions are all in the chunk or its parent then needs no Badger iterator.
 func (c *chunk) noneCommitted(prefix []byte) bool {
 	w := &c.s.w
-	return seenPrefixNS(prefix[0]) && !w.seen.mayContain(w.seen.hash(prefix))
+	switch ns := prefix[0]; {
+	case seenPrefixNS(ns):
+		return !w.seen.mayContain(w.seen.hash(prefix))
+	case ns == nsVisitorSess:
+		// The visitor key: the same site and anonymous id under nsVisitor.
+		vk := append(c.s.w.vkBuf[:0], prefix...)
+		vk[0] = nsVisitor
+		c.s.w.vkBuf = vk
+		if _, ok := c.visitors[string(vk)]; ok {
+			return true
+		}
+		if p := c.parent; p != nil {
+			if _, ok := p.visitors[string(vk)]; ok {
+				return true
+			}
+		}
+		return !w.seen.mayContain(w.seen.hash(vk))
+	}
+	return false
 }
 
 // visitorKnown reports whether an anonymous id has any indexed session (committed or in the

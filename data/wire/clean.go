@@ -4,8 +4,6 @@ import (
 	"net/url"
 	"strings"
 	"unicode/utf8"
-
-	"github.com/nudgehq/nudge/features"
 )
 
 // secretParams are query parameters whose values are replaced by "REDACTED" in URL-like
@@ -18,17 +16,17 @@ var urlProps = []string{"path", "url", "referrer"}
 // Redacted replaces secret values.
 const Redacted = "REDACTED"
 
-// clean normalises an event's props in place: secrets in URLs are redacted and long paths,
-// URLs and titles are truncated (on a rune boundary) rather than rejected.
-func clean(ev *features.Event) {
-	for _, k := range urlProps {
-		if v, ok := ev.Props[k]; ok {
-			ev.Props[k] = truncate(RedactURL(v), MaxURLLen)
-		}
-	}
-	if v, ok := ev.Props["title"]; ok && len(v) > MaxTitleLen {
-		ev.Props["title"] = truncate(v, MaxTitleLen)
-	}
+// An event's props are cleaned once decoded (decoder.clean): secrets in URLs are redacted
+// and long paths, URLs and titles are truncated (on a rune boundary) rather than rejected.
+
+// cleanURL is the cleaned value of a URL prop (urlProps).
+func cleanURL(v string) string {
+	return truncate(RedactURL(v), MaxURLLen)
+}
+
+// cleanTitle is the cleaned value of the "title" prop.
+func cleanTitle(v string) string {
+	return truncate(v, MaxTitleLen)
 }
 
 // RedactURL replaces the values of secret query parameters (token, api_key, key, password,

@@ -1,9 +1,31 @@
 package wire
 
 import (
+	"fmt"
+	"maps"
 	"strconv"
+	"strings"
 	"testing"
 )
+
+// TestCleanedProps checks that decoder.clean cleans exactly the props in urlProps and
+// "title", as its key switch in prop assumes.
+func TestCleanedProps(t *testing.T) {
+	if fmt.Sprint(urlProps) != "[path url referrer]" {
+		t.Fatalf("urlProps = %v: update decoder.prop's switch", urlProps)
+	}
+	long := strings.Repeat("é", 600)
+	raw := ev(map[string]string{"props": `{"path":"/a?token=1","url":"/b?key=2#x","referrer":"/c#auth=3","title":"` + long + `","other":"/d?token=4","p":"/` + long[:600] + `"}`})
+	e, errs := DecodeEvent([]byte(raw), now, DefaultLimits(), true)
+	if errs != nil {
+		t.Fatal(errs)
+	}
+	want := map[string]string{"path": "/a?token=REDACTED", "url": "/b?key=REDACTED#x", "referrer": "/c#auth=REDACTED",
+		"title": cleanTitle(long), "other": "/d?token=4", "p": "/" + long[:600]}
+	if !maps.Equal(e.Props, want) {
+		t.Errorf("props = %q, want %q", e.Props, want)
+	}
+}
 
 func TestSmallInt(t *testing.T) {
 	for _, s := range []string{"0", "-0", "7", "-45", "370", "100000000000000", "999999999999999", "-999999999999999",

@@ -778,7 +778,9 @@ func (d *decoder) event(ev *features.Event, consentDefault bool) {
 	}
 }
 
-// clean does what clean(ev) does, from the props values decodeProps noted.
+// clean normalises ev's props in place with cleanURL and cleanTitle, from the values
+// decodeProps noted (the last of each key): no map lookups, and no write when a value is
+// already clean.
 func (d *decoder) clean(ev *features.Event) {
 	if d.cleanSet == 0 {
 		return
@@ -789,15 +791,15 @@ func (d *decoder) clean(ev *features.Event) {
 		}
 		v := d.cleanVals[j]
 		if len(v) <= MaxURLLen && strings.IndexByte(v, '?') < 0 && strings.IndexByte(v, '#') < 0 {
-			continue // RedactURL and truncate return v
+			continue // cleanURL returns v
 		}
-		if c := truncate(RedactURL(v), MaxURLLen); len(c) != len(v) || unsafe.StringData(c) != unsafe.StringData(v) {
+		if c := cleanURL(v); len(c) != len(v) || unsafe.StringData(c) != unsafe.StringData(v) {
 			ev.Props[k] = c
 			d.propMax = max(d.propMax, len(c))
 		}
 	}
 	if d.cleanSet&(1<<len(urlProps)) != 0 && len(d.cleanVals[len(urlProps)]) > MaxTitleLen {
-		ev.Props["title"] = truncate(d.cleanVals[len(urlProps)], MaxTitleLen)
+		ev.Props["title"] = cleanTitle(d.cleanVals[len(urlProps)])
 	}
 }
 
@@ -1052,7 +1054,7 @@ func (d *decoder) prop(out *map[string]string, kr, v []byte, kf, vf uint8) {
 	(*out)[k] = val
 	d.emptyKey = d.emptyKey || k == ""
 	d.propMax = max(d.propMax, len(k), len(val))
-	j := -1
+	j := -1 // the index of k in urlProps, then "title" (cleanVals)
 	switch k {
 	case "path":
 		j = 0

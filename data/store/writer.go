@@ -169,7 +169,14 @@ type writerState struct {
 	// unsettled (and reads inflight's writes from its overlay). settle discards them.
 	nextTxn, nextSnap *badger.Txn
 
+	// spare is the last chunk settled without error, whose memory the next newChunk reuses
+	// (reset); nil when none.
+	spare *chunk
+
 	chunkEvents int // events per chunk: maxChunkEvents (tests lower it to exercise chunk chains)
+	// testPoisonRecycled makes reset overwrite the memory it reuses (tests only).
+	testPoisonRecycled bool
+	reused             int // chunks reused (tests)
 	// testFailCommit, when set, is asked before each commit; an error fails that commit as
 	// Badger would, asynchronously (tests only).
 	testFailCommit func() error
@@ -245,6 +252,10 @@ type chunk struct {
 	seen     []uint64          // filter hashes of the dedupe and visitor keys written
 	vals     map[string][]byte // encoded session records by session key (set by prepare)
 
+	// The blocks and slabs cut so far, and those of a reused chunk not cut yet (reset).
+	blocks, freeBlocks [][]byte
+	slabs, freeSlabs   [][]badger.Entry
+
 	// The session of the chunk's last event, by client id: a batch's events mostly
 	// come in runs of one session.
 	lastSite, lastClient string
@@ -272,21 +283,77 @@ func (s *Store) newChunk(events int) *chunk {
 		}
 		txn, snap = s.db.NewTransaction(true), s.db.NewTransaction(false)
 	}
-	return &chunk{
-		s:        s,
-		parent:   parent,
-		txn:      txn,
-		snap:     snap,
-		idx:      make(map[string][]idxEntry),
-		sessions: make(map[string]*liveSession, events/8),
-		clients:  make(map[string]string, events/8),
-		ids:      make(map[idKey]string, events),
-		block:    min(max(events*chunkBlockPerEvent, chunkBlockMin), chunkBlockMax),
-		entBlock: min(max(events*5/2, chunkEntsMin), chunkEntsMax),
-		visitors: make(map[string]struct{}),
-		counters: make(map[string]*siteCounters),
+	c := s.w.spare
+	s.w.spare = nil
+	if c != nil {
+		c.reset(s.w.testPoisonRecycled)
+		s.w.reused++
+	} else {
+		c = &chunk{
+			idx:      make(map[string][]idxEntry),
+			sessions: make(map[string]*liveSession, events/8),
+			clients:  make(map[string]string, events/8),
+			ids:      make(map[idKey]string, events),
+			visitors: make(map[string]struct{}),
+			counters: make(map[string]*siteCounters),
+		}
 	}
+	c.s, c.parent, c.txn, c.snap = s, parent, txn, snap
+	c.block = min(max(events*chunkBlockPerEvent, chunkBlockMin), chunkBlockMax)
+	c.entBlock = min(max(events*5/2, chunkEntsMin), chunkEntsMax)
+	return c
 }
+
+// reset empties a settled chunk for reuse as a new one (newChunk): its maps keep their
+// room, its blocks and slabs are cut again before any new one is allocated (a fresh map or
+// block costs its allocation, the page faults of its memory and the GC).
+//
+// Only a chunk whose commit Badger has applied (Badger keeps the keys, values and entries
+// handed to Set until then) and which the caches no longer need (publish copied what they
+// keep: strings and encoded session records, none cut from a block) is reused: settled
+// stashes it in writerState.spare, and only newChunk takes it, when no chunk is being built
+// on it as a parent (launch clears parent before the next newChunk). poison overwrites the
+// reused memory (tests: any reader left would see it).
+func (c *chunk) reset(poison bool) {
+	clear(c.idx)
+	clear(c.sessions)
+	clear(c.clients)
+	clear(c.ids)
+	clear(c.visitors)
+	clear(c.counters)
+	clear(c.vals)
+	clear(c.unlogged)
+	c.unlogged = c.unlogged[:0]
+	c.seen = c.seen[:0]
+	c.events, c.bytes = 0, 0
+	c.lastSite, c.lastClient, c.last = "", "", nil
+	for _, b := range c.blocks {
+		if poison {
+			b = b[:cap(b)]
+			for i := range b {
+				b[i] = 0xA5
+			}
+		}
+		c.freeBlocks = append(c.freeBlocks, b[:0])
+	}
+	clear(c.blocks)
+	c.blocks, c.mem = c.blocks[:0], nil
+	for _, e := range c.slabs {
+		e = e[:cap(e)]
+		clear(e) // Badger's keys (with their timestamps) are not kept alive
+		if poison {
+			for i := range e {
+				e[i] = badger.Entry{Key: poisonKey, Value: poisonKey}
+			}
+		}
+		c.freeSlabs = append(c.freeSlabs, e[:0])
+	}
+	clear(c.slabs)
+	c.slabs, c.ents = c.slabs[:0], nil
+}
+
+// poisonKey is what reset writes into the reused entries under writerState.testPoisonRecycled.
+var poisonKey = []byte("\xFFpoisoned: a recycled entry was used")
 
 func (s *Store) writeGroup(q []*request) {
 	if s.testHookGroup != nil {
@@ -416,6 +483,10 @@ func (s *Store) settled(err error) error {
 		s.log.Error("store: write group failed", "err", err)
 	} else {
 		f.c.publish()
+		// Badger is done with the chunk and the caches hold nothing of its memory: the next
+		// chunk may reuse it (the chunk being built, if any, may still read this one as its
+		// parent, but the next newChunk follows its launch, which drops that link).
+		s.w.spare = f.c
 	}
 	switch {
 	case f.reqs == nil:
@@ -566,8 +637,17 @@ func (s *Store) processGroup(reqs []*request) (err error) {
 // and values handed to Badger, which keeps them until the commit is applied.
 func (c *chunk) alloc(n int) []byte {
 	if len(c.mem)+n > cap(c.mem) {
-		c.mem = make([]byte, 0, max(n, c.block))
-		c.block = chunkBlockMax
+		if k := len(c.freeBlocks); k > 0 && cap(c.freeBlocks[k-1]) >= n {
+			c.mem = c.freeBlocks[k-1]
+			c.freeBlocks[k-1] = nil
+			c.freeBlocks = c.freeBlocks[:k-1]
+		} else {
+			c.mem = make([]byte, 0, max(n, c.block))
+			c.block = chunkBlockMax
+		}
+		if cap(c.mem) <= chunkBlockMax { // an outsized block (a huge key or value) is not kept
+			c.blocks = append(c.blocks, c.mem)
+		}
 	}
 	m := len(c.mem)
 	c.mem = c.mem[:m+n]
@@ -604,11 +684,18 @@ func uvarintLen(n int) int {
 func (c *chunk) set(k, v []byte) error {
 	c.bytes += len(k) + len(v)
 	if len(c.ents) == cap(c.ents) {
-		c.ents = make([]badger.Entry, 0, c.entBlock)
-		c.entBlock = chunkEntsMax
+		if k := len(c.freeSlabs); k > 0 {
+			c.ents = c.freeSlabs[k-1]
+			c.freeSlabs[k-1] = nil
+			c.freeSlabs = c.freeSlabs[:k-1]
+		} else {
+			c.ents = make([]badger.Entry, 0, c.entBlock)
+			c.entBlock = chunkEntsMax
+		}
+		c.slabs = append(c.slabs, c.ents)
 	}
 	// badger.NewEntry(k, v), cut from the chunk's slab: Badger keeps the entry until the
-	// commit is applied, and the slab is never reused.
+	// commit is applied; the slab is reused only after that (reset).
 	c.ents = append(c.ents, badger.Entry{Key: k, Value: v})
 	if err := c.txn.SetEntry(&c.ents[len(c.ents)-1]); err != nil {
 		return fmt.Errorf("store: write: %w", err)
@@ -1021,7 +1108,9 @@ func (c *chunk) add(r *request, sc *features.Schema, i int) error {
 // prepare writes the dirty sessions and counters into the transaction and feeds the seen
 // filter; the commit follows (launch).
 func (c *chunk) prepare() error {
-	c.vals = make(map[string][]byte, len(c.sessions))
+	if c.vals == nil {
+		c.vals = make(map[string][]byte, len(c.sessions))
+	}
 	var stateBuf []byte
 	for k, ls := range c.sessions {
 		var err error

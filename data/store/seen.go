@@ -26,6 +26,7 @@ import (
 type seenFilter struct {
 	seed   maphash.Seed
 	blocks []bloomBlock // the last one takes new keys
+	gen    uint64       // keys added: a lookup's answer holds while it is unchanged
 }
 
 const (
@@ -92,6 +93,7 @@ func (f *seenFilter) add(h uint64) {
 	i, m := wordAndMask(h, len(b.words))
 	b.words[i] |= m
 	b.n++
+	f.gen++
 }
 
 // mayContain reports false only for a hash never added. The usual answer is false, which

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -160,6 +161,11 @@ type writerState struct {
 	seen      *seenFilter             // committed dedupe and visitor keys (seen.go)
 	buf       []byte
 	vkBuf     []byte // noneCommitted's visitor key
+
+	// pre holds the filter hash of each event's dedupe key of the batch being added and the
+	// filter's answer for it as of filter generation preGen (precheck).
+	pre    []precheckedID
+	preGen uint64
 
 	// inflight is the chunk whose commit Badger is applying (at most one); the chunk being
 	// filled reads through it (its parent) until it is settled.
@@ -613,6 +619,7 @@ func (s *Store) processGroup(reqs []*request) (err error) {
 			continue
 		}
 		r.res.Sessions = make([]string, len(r.evs))
+		s.w.precheck(r.site, r.evs)
 		for i := range r.evs {
 			if c.events >= s.w.chunkEvents || c.bytes >= maxChunkBytes {
 				next := c
@@ -631,6 +638,31 @@ func (s *Store) processGroup(reqs []*request) (err error) {
 	last := c
 	c = nil
 	return s.launch(last, reqs)
+}
+
+// precheckedID is an event's dedupe key hash and the seen filter's answer for it.
+type precheckedID struct {
+	hash  uint64
+	maybe bool
+}
+
+// precheck hashes the dedupe keys of a batch's events and asks the seen filter about all
+// of them before the batch is added, in a loop of independent lookups: the filter is
+// megabytes of random reads, and its cache (and TLB) misses overlap there, where one lookup
+// per event among the event's other work pays each one in full. add uses the answers while
+// the filter has learnt no key since (a chunk launched within the batch feeds it).
+func (w *writerState) precheck(site string, evs []features.Event) {
+	w.pre = slices.Grow(w.pre[:0], len(evs))[:len(evs)]
+	kb := w.buf[:0]
+	for i := range evs {
+		kb = appendKey2(kb[:0], nsDedupe, site, evs[i].EventID)
+		w.pre[i].hash = w.seen.hash(kb)
+	}
+	w.buf = kb
+	for i := range w.pre {
+		w.pre[i].maybe = w.seen.mayContain(w.pre[i].hash)
+	}
+	w.preGen = w.seen.gen
 }
 
 // alloc returns an empty slice with capacity n cut from the chunk's current block: the keys
@@ -729,9 +761,9 @@ func (c *chunk) discard() {
 	c.snap.Discard()
 }
 
-// dedupe looks an event id up: overlay, recent cache, seen filter (a definite "never
-// written" ends it), then Badger.
-func (c *chunk) dedupe(ik idKey, dk []byte, h uint64) (string, bool, error) {
+// dedupe looks an event id up: overlay, recent cache, seen filter (maybe is its answer for
+// dk: a definite "never written" ends it), then Badger.
+func (c *chunk) dedupe(ik idKey, dk []byte, maybe bool) (string, bool, error) {
 	if sess, ok := c.ids[ik]; ok {
 		return sess, true, nil
 	}
@@ -743,7 +775,7 @@ func (c *chunk) dedupe(ik idKey, dk []byte, h uint64) (string, bool, error) {
 	if sess, ok := c.s.w.recentIDs.getBytes(dk); ok {
 		return sess, true, nil
 	}
-	if !c.s.w.seen.mayContain(h) {
+	if !maybe {
 		return "", false, nil
 	}
 	item, err := c.txn.Get(dk)
@@ -1010,8 +1042,12 @@ func (c *chunk) add(r *request, sc *features.Schema, i int) error {
 	}
 	ik := idKey{site, ev.EventID}
 	dk := c.key2(nsDedupe, site, ev.EventID)
-	dh := c.s.w.seen.hash(dk)
-	if sess, dup, err := c.dedupe(ik, dk, dh); err != nil {
+	w := &c.s.w
+	dh, maybe := w.pre[i].hash, w.pre[i].maybe // precheck's, for r
+	if w.seen.gen != w.preGen {                // the filter has learnt keys since
+		maybe = w.seen.mayContain(dh)
+	}
+	if sess, dup, err := c.dedupe(ik, dk, maybe); err != nil {
 		return err
 	} else if dup {
 		r.res.Duplicates++

@@ -261,6 +261,7 @@ type chunk struct {
 	// The blocks and slabs cut so far, and those of a reused chunk not cut yet (reset).
 	blocks, freeBlocks [][]byte
 	slabs, freeSlabs   [][]badger.Entry
+	freeLS             []*liveSession // a reused chunk's sessions (newLiveSession)
 
 	// The session of the chunk's last event, by client id: a batch's events mostly
 	// come in runs of one session.
@@ -322,6 +323,12 @@ func (s *Store) newChunk(events int) *chunk {
 // reused memory (tests: any reader left would see it).
 func (c *chunk) reset(poison bool) {
 	clear(c.idx)
+	for _, ls := range c.sessions {
+		if poison {
+			*ls = liveSession{id: string(poisonKey), key: poisonKey, idb: poisonKey}
+		}
+		c.freeLS = append(c.freeLS, ls)
+	}
 	clear(c.sessions)
 	clear(c.clients)
 	clear(c.ids)
@@ -640,6 +647,20 @@ func (s *Store) processGroup(reqs []*request) (err error) {
 	return s.launch(last, reqs)
 }
 
+// newLiveSession returns a new session of the chunk: a zeroed one left by the chunk's
+// previous use (reset) if any. A liveSession is the chunk's own: publish copies its encoded
+// record (vals) and a child chunk decodes that, never the struct.
+func (c *chunk) newLiveSession(id string, key []byte) *liveSession {
+	if k := len(c.freeLS); k > 0 {
+		ls := c.freeLS[k-1]
+		c.freeLS[k-1] = nil
+		c.freeLS = c.freeLS[:k-1]
+		*ls = liveSession{id: id, key: key}
+		return ls
+	}
+	return &liveSession{id: id, key: key}
+}
+
 // precheckedID is an event's dedupe key hash and the seen filter's answer for it.
 type precheckedID struct {
 	hash  uint64
@@ -876,7 +897,7 @@ func (c *chunk) loadSession(site, id string, sc *features.Schema) (*liveSession,
 		}
 		c.s.sessions.put(string(sk), val)
 	}
-	ls := &liveSession{id: id, key: sk}
+	ls := c.newLiveSession(id, sk)
 	if err := decodeSession(val, &ls.rec); err != nil {
 		return nil, err
 	}
@@ -995,7 +1016,7 @@ func (c *chunk) newSession(site, id string, visit int, ev *features.Event, sc *f
 			return nil, err
 		}
 	}
-	ls := &liveSession{id: id, key: key(nsSession, site, id)}
+	ls := c.newLiveSession(id, key(nsSession, site, id))
 	ls.rec = sessionRecord{
 		Client: ev.SessionID, Anon: anon, Fingerprint: sc.Fingerprint, Visit: visit,
 		StartTS: ev.TS, LastTS: ev.TS, HistTS: ev.TS, Hist: hist,

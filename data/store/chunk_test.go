@@ -22,7 +22,14 @@ func TestChunkKeysMatchKeys(t *testing.T) {
 		if want := eventKey(p.a, p.b, -12345, "ev"); !bytes.Equal(ek, want) {
 			t.Errorf("eventKey(%q, %q) = %x, want %x", p.a, p.b, ek, want)
 		}
-		got = append(got, k, ek)
+		sk := c.sessionByTimeKey(p.a, -12345, p.b)
+		if want := sessionByTimeKey(p.a, -12345, p.b); !bytes.Equal(sk, want) {
+			t.Errorf("sessionByTimeKey(%q, %q) = %x, want %x", p.a, p.b, sk, want)
+		}
+		if b := c.strBytes(p.b); string(b) != p.b {
+			t.Errorf("strBytes(%q) = %q", p.b, b)
+		}
+		got = append(got, k, ek, sk)
 	}
 	// Writing one slice to its capacity must not change another.
 	saved := make([][]byte, len(got))

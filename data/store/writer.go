@@ -715,6 +715,18 @@ func (c *chunk) key2(ns byte, a, b string) []byte {
 	return appendStr(k, b)
 }
 
+// sessionByTimeKey is sessionByTimeKey(site, ts, session) cut from the chunk's block.
+func (c *chunk) sessionByTimeKey(site string, ts int64, session string) []byte {
+	k := c.alloc(1 + uvarintLen(len(site)) + len(site) + 8 + len(session))
+	k = append(k, nsSessionByTime)
+	k = appendStr(k, site)
+	k = appendTS(k, ts)
+	return append(k, session...)
+}
+
+// strBytes returns s as bytes cut from the chunk's block.
+func (c *chunk) strBytes(s string) []byte { return append(c.alloc(len(s)), s...) }
+
 // eventKey is eventKey(site, session, ts, eventID) cut from the chunk's block.
 func (c *chunk) eventKey(site, session string, ts int64, eventID string) []byte {
 	k := c.alloc(1 + uvarintLen(len(site)) + len(site) + uvarintLen(len(session)) + len(session) + 8 + len(eventID))
@@ -759,7 +771,8 @@ func (c *chunk) set(k, v []byte) error {
 // setIdx writes an index entry prefix|ts|tail and remembers it for history computations
 // within the chunk.
 func (c *chunk) setIdx(prefix []byte, ts int64, tail string, val []byte) error {
-	k := append(appendTS(prefix, ts), tail...)
+	k := append(c.alloc(len(prefix)+8+len(tail)), prefix...)
+	k = append(appendTS(k, ts), tail...)
 	if err := c.set(k, val); err != nil {
 		return err
 	}
@@ -1001,7 +1014,7 @@ func (c *chunk) visitorKnown(vk []byte) (bool, error) {
 // newSession starts server session id at ev, computing the visitor history as of ev.TS.
 func (c *chunk) newSession(site, id string, visit int, ev *features.Event, sc *features.Schema, cnt *siteCounters) (*liveSession, error) {
 	anon := ev.AnonymousID
-	vk := key(nsVisitor, site, anon)
+	vk := c.key2(nsVisitor, site, anon)
 	known, err := c.visitorKnown(vk)
 	if err != nil {
 		return nil, err
@@ -1016,7 +1029,8 @@ func (c *chunk) newSession(site, id string, visit int, ev *features.Event, sc *f
 			return nil, err
 		}
 	}
-	ls := c.newLiveSession(id, key(nsSession, site, id))
+	ls := c.newLiveSession(id, c.key2(nsSession, site, id))
+	ls.idb = c.strBytes(id)
 	ls.rec = sessionRecord{
 		Client: ev.SessionID, Anon: anon, Fingerprint: sc.Fingerprint, Visit: visit,
 		StartTS: ev.TS, LastTS: ev.TS, HistTS: ev.TS, Hist: hist,
@@ -1024,14 +1038,14 @@ func (c *chunk) newSession(site, id string, visit int, ev *features.Event, sc *f
 	ls.state = sc.NewState(hist)
 	if ev.Consent {
 		ls.rec.Indexed = true
-		if err := c.set(sessionByTimeKey(site, ev.TS, id), nil); err != nil {
+		if err := c.set(c.sessionByTimeKey(site, ev.TS, id), nil); err != nil {
 			return nil, err
 		}
-		if err := c.setIdx(key(nsVisitorSess, site, anon), ev.TS, id, nil); err != nil {
+		if err := c.setIdx(c.key2(nsVisitorSess, site, anon), ev.TS, id, nil); err != nil {
 			return nil, err
 		}
 		if !known {
-			if err := c.set(vk, appendTS(nil, ev.TS)); err != nil {
+			if err := c.set(vk, appendTS(c.alloc(8), ev.TS)); err != nil {
 				return nil, err
 			}
 			c.visitors[string(vk)] = struct{}{}
@@ -1040,8 +1054,8 @@ func (c *chunk) newSession(site, id string, visit int, ev *features.Event, sc *f
 		}
 		cnt.Sessions++
 	}
-	ck := key(nsClient, site, ev.SessionID)
-	if err := c.set(ck, []byte(id)); err != nil {
+	ck := c.key2(nsClient, site, ev.SessionID)
+	if err := c.set(ck, ls.idb); err != nil {
 		return nil, err
 	}
 	if visit == 1 {
@@ -1128,7 +1142,7 @@ func (c *chunk) add(r *request, sc *features.Schema, i int) error {
 		return err
 	}
 	if ls.idb == nil {
-		ls.idb = []byte(ls.id)
+		ls.idb = c.strBytes(ls.id)
 	}
 	if err := c.set(dk, ls.idb); err != nil {
 		return err

@@ -2,8 +2,11 @@ package store
 
 import (
 	"bytes"
+	"math"
 	"strings"
 	"testing"
+
+	"github.com/nudgehq/nudge/features"
 )
 
 // TestChunkKeysMatchKeys: the keys the writer cuts from its chunk blocks are byte for byte
@@ -53,6 +56,30 @@ func TestChunkKeysMatchKeys(t *testing.T) {
 	for _, n := range []int{0, 1, 127, 128, 16383, 16384, 1 << 21} {
 		if got, want := uvarintLen(n), len(appendStr(nil, strings.Repeat("z", n)))-n; got != want {
 			t.Errorf("uvarintLen(%d) = %d, want %d", n, got, want)
+		}
+	}
+}
+
+// TestSessionRecordSize: sessionRecordSize bounds appendSession's encoding, so prepare
+// allocates each record once, for records with the longest varints too.
+func TestSessionRecordSize(t *testing.T) {
+	long := strings.Repeat("x", 200)
+	for _, r := range []sessionRecord{
+		{},
+		{Client: "c", Anon: "a", Fingerprint: "fp", Visit: 1, StartTS: t0, LastTS: t0, HistTS: t0, Events: 3, State: []byte{1, 2, 3}},
+		{Client: long, Anon: long, User: long, Fingerprint: long, Visit: math.MaxInt, StartTS: math.MinInt64,
+			LastTS: math.MaxInt64, HistTS: math.MinInt64, Events: math.MaxInt, LoggedEvents: math.MaxInt,
+			Hist:  features.VisitorHistory{Sessions7d: math.MaxInt, Sessions30d: math.MaxInt, LastSessionTS: math.MinInt64, Conversions: math.MaxInt, LastConversionTS: math.MaxInt64, Monetary: 1e300},
+			State: make([]byte, 1000)},
+	} {
+		n := sessionRecordSize(&r)
+		v := appendSession(make([]byte, 0, n), &r)
+		if len(v) > n || cap(v) != n {
+			t.Errorf("record of %d bytes, size bound %d (cap %d)", len(v), n, cap(v))
+		}
+		var back sessionRecord
+		if err := decodeSession(v, &back); err != nil || back.Visit != r.Visit || back.LastTS != r.LastTS || len(back.State) != len(r.State) {
+			t.Errorf("round trip: %+v, %v", back, err)
 		}
 	}
 }

@@ -128,6 +128,14 @@ const (
 	recFlagIndexed
 )
 
+// sessionRecordSize is an upper bound of the length of appendSession's encoding of r (each
+// varint at its longest), so that the record is allocated once.
+func sessionRecordSize(r *sessionRecord) int {
+	const varints = 12 // visit .. state length
+	return 2 + 4*binary.MaxVarintLen64 + len(r.Client) + len(r.Anon) + len(r.User) + len(r.Fingerprint) +
+		varints*binary.MaxVarintLen64 + 8 + len(r.State)
+}
+
 func appendSession(b []byte, r *sessionRecord) []byte {
 	var flags byte
 	if r.Converted {

@@ -1190,7 +1190,7 @@ func (c *chunk) prepare() error {
 			return fmt.Errorf("store: encode state of %q: %w", ls.id, err)
 		}
 		ls.rec.State = stateBuf
-		v := appendSession(nil, &ls.rec)
+		v := appendSession(make([]byte, 0, sessionRecordSize(&ls.rec)), &ls.rec)
 		ls.rec.State = nil
 		if err := c.set(ls.key, v); err != nil {
 			return err

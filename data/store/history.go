@@ -32,11 +32,24 @@ type historySource struct {
 	// none, when set, reports that the snapshot certainly holds no key with the prefix, so
 	// no iterator is needed (the writer's seen filter); false means "maybe".
 	none func(prefix []byte) bool
+	// sessions, when set, returns the start times of the snapshot's sessions of a
+	// visitor-session prefix when it knows them all (the writer's cache); ok false means
+	// "ask the snapshot".
+	sessions func(prefix []byte) (starts []int64, ok bool)
 }
 
 // pending returns the uncommitted index entries of prefix: the chunk's, then its parent's.
 func (h historySource) pending(prefix []byte) [2][]idxEntry {
 	return [2][]idxEntry{h.overlay[string(prefix)], h.parent[string(prefix)]}
+}
+
+// committedSessions returns the snapshot's session start times of a visitor-session
+// prefix when src.sessions knows them.
+func (h historySource) committedSessions(prefix []byte) ([]int64, bool) {
+	if h.sessions == nil {
+		return nil, false
+	}
+	return h.sessions(prefix)
 }
 
 // scanBefore calls fn for the committed entries of prefix with ts < before, in key order
@@ -174,12 +187,20 @@ func computeHistory(src historySource, site, anon string, startTS int64) (featur
 	for _, a := range anons {
 		// Sessions: backwards from startTS; the first one is the latest, stop past 30 days.
 		prefix := key(nsVisitorSess, site, a)
-		err := src.scanBefore(prefix, startTS, true, false, func(_ []byte, ts int64, _ *badger.Item) (bool, error) {
-			countSession(ts)
-			return ts >= startTS-window30, nil
-		})
-		if err != nil {
-			return h, err
+		if starts, ok := src.committedSessions(prefix); ok {
+			for _, ts := range starts {
+				if ts < startTS {
+					countSession(ts)
+				}
+			}
+		} else {
+			err := src.scanBefore(prefix, startTS, true, false, func(_ []byte, ts int64, _ *badger.Item) (bool, error) {
+				countSession(ts)
+				return ts >= startTS-window30, nil
+			})
+			if err != nil {
+				return h, err
+			}
 		}
 		for _, es := range src.pending(prefix) {
 			for _, e := range es {

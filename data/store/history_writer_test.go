@@ -63,3 +63,35 @@ func TestHistoryOfVisitorsFirstSeenInFlight(t *testing.T) {
 		})
 	}
 }
+
+// TestHistoryPastTheSessionCache: a visitor with more sessions than the writer caches the
+// start times of (maxCachedSessions) leaves the cache and has its history read from Badger,
+// the same as replay.
+func TestHistoryPastTheSessionCache(t *testing.T) {
+	s := openStore(t, "", nil)
+	n := maxCachedSessions + 6
+	for k := range n {
+		id := fmt.Sprint("c", k)
+		start := t0 + int64(k)*hr
+		if res := mustAppend(t, s, "site", pv(id+"-0", id, "A", start, "/"), pv(id+"-1", id, "A", start+sec, "/")); res.Stored != 2 {
+			t.Fatalf("append: %+v", res)
+		}
+		s.mu.Lock() // the writer is idle (it published the group before Append returned)
+		_, cached := s.w.sessTS.get(string(key(nsVisitorSess, "site", "A")))
+		s.mu.Unlock()
+		if want := k < maxCachedSessions; cached != want {
+			t.Fatalf("after %d sessions: cached %v, want %v", k+1, cached, want)
+		}
+	}
+	for _, k := range []int{1, maxCachedSessions - 1, maxCachedSessions, n - 1} {
+		id := fmt.Sprint("c", k)
+		var rec sessionRecord
+		if err := s.sessionRecord("site", id, &rec); err != nil {
+			t.Fatal(err)
+		}
+		if want := min(k, 24*7-1); rec.Hist.Sessions30d != k || rec.Hist.Sessions7d != want || rec.Hist.LastSessionTS != t0+int64(k-1)*hr {
+			t.Errorf("session %s: history %+v, want %d prior sessions (%d within 7 days)", id, rec.Hist, k, want)
+		}
+		assertLiveEqualsReplay(t, s, "site", id, t0+int64(n)*hr)
+	}
+}

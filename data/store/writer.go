@@ -154,13 +154,17 @@ func (s *Store) writer() {
 
 // writerState is touched only by the writer goroutine.
 type writerState struct {
-	recentIDs *lruish[string]         // dedupe key -> server session of unlogged events (in memory only)
-	clients   *lruish[string]         // client key -> current server session
-	visitors  *lruish[struct{}]       // visitor keys known to exist
-	counters  map[string]siteCounters // committed counters per site
-	seen      *seenFilter             // committed dedupe and visitor keys (seen.go)
-	buf       []byte
-	vkBuf     []byte // noneCommitted's visitor key
+	recentIDs *lruish[string]   // dedupe key -> server session of unlogged events (in memory only)
+	clients   *lruish[string]   // client key -> current server session
+	visitors  *lruish[struct{}] // visitor keys known to exist
+	// sessTS holds, by visitor-session index prefix (ns|site|anonymous_id), the start time
+	// of every committed session of visitors first seen by this process, while each has at
+	// most maxCachedSessions (publish keeps it): computeHistory needs no iterator for them.
+	sessTS   *lruish[[]int64]
+	counters map[string]siteCounters // committed counters per site
+	seen     *seenFilter             // committed dedupe and visitor keys (seen.go)
+	buf      []byte
+	vkBuf    []byte // noneCommitted's visitor key
 
 	// pre holds the filter hash of each event's dedupe key of the batch being added and the
 	// filter's answer for it as of filter generation preGen (precheck).
@@ -201,6 +205,7 @@ func newWriterState(n int) writerState {
 		recentIDs: newLruish[string](4 * n),
 		clients:   newLruish[string](n),
 		visitors:  newLruish[struct{}](n),
+		sessTS:    newLruish[[]int64](n),
 		counters:  make(map[string]siteCounters),
 
 		chunkEvents: maxChunkEvents,
@@ -262,6 +267,8 @@ type chunk struct {
 	blocks, freeBlocks [][]byte
 	slabs, freeSlabs   [][]badger.Entry
 	freeLS             []*liveSession // a reused chunk's sessions (newLiveSession)
+
+	published bool // settled and published to the caches (publish)
 
 	// The session of the chunk's last event, by client id: a batch's events mostly
 	// come in runs of one session.
@@ -339,6 +346,7 @@ func (c *chunk) reset(poison bool) {
 	c.unlogged = c.unlogged[:0]
 	c.seen = c.seen[:0]
 	c.events, c.bytes = 0, 0
+	c.published = false
 	c.lastSite, c.lastClient, c.last = "", "", nil
 	for _, b := range c.blocks {
 		if poison {
@@ -983,6 +991,22 @@ func (c *chunk) noneCommitted(prefix []byte) bool {
 	return false
 }
 
+// maxCachedSessions bounds the session start times writerState.sessTS keeps per visitor.
+const maxCachedSessions = 64
+
+// committedSessions returns the start times of the committed sessions of a visitor-session
+// index prefix as of the chunk's snapshot, when writerState.sessTS has them. The cache holds
+// every published chunk; the snapshot every chunk settled before the parent's launch, that
+// is the same ones unless the parent has been settled (and published) since: then the cache
+// is ahead of the snapshot (and of the parent's overlay, which computeHistory adds), and
+// the answer is "unknown".
+func (c *chunk) committedSessions(prefix []byte) ([]int64, bool) {
+	if p := c.parent; p != nil && p.published {
+		return nil, false
+	}
+	return c.s.w.sessTS.getBytes(prefix)
+}
+
 // visitorKnown reports whether an anonymous id has any indexed session (committed or in the
 // current transaction).
 func (c *chunk) visitorKnown(vk []byte) (bool, error) {
@@ -1021,7 +1045,7 @@ func (c *chunk) newSession(site, id string, visit int, ev *features.Event, sc *f
 	}
 	var hist features.VisitorHistory
 	if known {
-		src := historySource{txn: c.snap, overlay: c.idx, none: c.noneCommitted}
+		src := historySource{txn: c.snap, overlay: c.idx, none: c.noneCommitted, sessions: c.committedSessions}
 		if c.parent != nil {
 			src.parent = c.parent.idx
 		}
@@ -1230,4 +1254,32 @@ func (c *chunk) publish() {
 	for site, cnt := range c.counters {
 		w.counters[site] = *cnt
 	}
+	// Session start times of visitors first seen by this process (their visitor key first
+	// written by this chunk: none committed before) or whose times are all cached already.
+	vk := w.vkBuf
+	for p, es := range c.idx {
+		if p[0] != nsVisitorSess {
+			continue
+		}
+		vk = append(vk[:0], p...)
+		vk[0] = nsVisitor
+		var ts []int64
+		if _, ok := c.visitors[string(vk)]; !ok {
+			old, ok := w.sessTS.get(p)
+			if !ok {
+				continue
+			}
+			ts = append(make([]int64, 0, len(old)+len(es)), old...)
+		}
+		for _, e := range es {
+			ts = append(ts, e.ts)
+		}
+		if len(ts) > maxCachedSessions {
+			w.sessTS.delete(p)
+			continue
+		}
+		w.sessTS.put(p, ts)
+	}
+	w.vkBuf = vk
+	c.published = true
 }

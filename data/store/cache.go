@@ -50,7 +50,7 @@ func (c *lruish[V]) getBytes(k []byte) (V, bool) {
 }
 
 func (c *lruish[V]) put(k string, v V) {
-	if _, ok := c.cur[k]; !ok && len(c.cur) >= c.max {
+	if len(c.cur) >= c.max && !c.has(k) { // the length first: one lookup less per put
 		// The dropped generation's map, emptied, is the new one: it already has room for
 		// max keys (a fresh map's memory costs its allocation, page faults and GC).
 		drop := c.old
@@ -63,6 +63,12 @@ func (c *lruish[V]) put(k string, v V) {
 		}
 	}
 	c.cur[k] = v
+}
+
+// has reports whether the current generation holds k.
+func (c *lruish[V]) has(k string) bool {
+	_, ok := c.cur[k]
+	return ok
 }
 
 func (c *lruish[V]) delete(k string) {

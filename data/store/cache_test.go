@@ -58,4 +58,9 @@ func TestLruishRotation(t *testing.T) {
 	if len(c.cur) != 4 || len(c.old) != 4 {
 		t.Fatalf("generations of %d and %d keys, want 4 and 4", len(c.cur), len(c.old))
 	}
+	// A full generation takes a new value for a key it holds without rotating.
+	c.put("k19", -19)
+	if v, _ := c.cur["k19"]; v != -19 || len(c.cur) != 4 || len(c.old) != 4 || c.old["k12"] != 12 {
+		t.Fatalf("update of a held key in a full generation: cur %v, old %v", c.cur, c.old)
+	}
 }

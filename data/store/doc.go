@@ -63,7 +63,7 @@
 // cache lookups by byte keys copy nothing; a new session's keys come from the chunk's
 // block; and a returning visitor's history reads no Badger iterator when its visitor key is
 // not committed yet or its session start times are cached (visitors first seen by this
-// process, up to 64 sessions each). Interleaved with 8526dc1 (two sets of 8 runs each, load
+// process, up to 32 sessions each: at most 0.3 KB for each of SessionCache visitors). Interleaved with 8526dc1 (two sets of 8 runs each, load
 // average 1.0–1.5 and 1.8–2.5; medians): BenchmarkAppendCPU 9.4 -> 7.0 and 8.2 -> 6.7 µs of
 // process CPU per event (2,445 -> 1,976 allocations, 198 -> 137 KB per 100-event batch),
 // BenchmarkAppendCPUIngest (the events of nudge bench ingest) 6.3 -> 5.3 and 6.5 -> 4.8 µs

@@ -992,7 +992,7 @@ func (c *chunk) noneCommitted(prefix []byte) bool {
 }
 
 // maxCachedSessions bounds the session start times writerState.sessTS keeps per visitor.
-const maxCachedSessions = 64
+const maxCachedSessions = 32
 
 // committedSessions returns the start times of the committed sessions of a visitor-session
 // index prefix as of the chunk's snapshot, when writerState.sessTS has them. The cache holds

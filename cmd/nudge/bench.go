@@ -78,8 +78,7 @@ func (r benchResult) perEvent(u procUsage) string {
 	if u.CPU <= 0 || r.Events == 0 {
 		return ""
 	}
-	return fmt.Sprintf("  %5.1f µs CPU/event  %5.3f faults/event",
-		float64(u.CPU.Microseconds())/float64(r.Events), float64(u.Faults)/float64(r.Events))
+	return fmt.Sprintf("  %5.1f µs CPU/event  %5.3f faults/event", r.cpuPerEvent(u), float64(u.Faults)/float64(r.Events))
 }
 
 // perSync formats the events per fsync of a phase ("" without fsyncs).

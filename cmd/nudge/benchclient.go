@@ -102,9 +102,6 @@ func (p *rawPoster) close() { p.conn.Close() }
 // benchSend posts bodies to http://addr/v1/events from c goroutines, each with its own
 // connection, and times it. Every request must get a 200.
 func benchSend(ctx context.Context, client, addr, key string, bodies [][]byte, c int) (benchResult, error) {
-	tr := &http.Transport{MaxIdleConnsPerHost: c, MaxConnsPerHost: c, DisableCompression: true}
-	defer tr.CloseIdleConnections()
-	std := &stdPoster{client: &http.Client{Transport: tr}, url: "http://" + addr + "/v1/events", auth: "Bearer " + key}
 	counts := make([]int64, len(bodies))
 	for i, b := range bodies {
 		counts[i] = int64(bytes.Count(b, []byte(`"event_id"`)))
@@ -121,9 +118,14 @@ func benchSend(ctx context.Context, client, addr, key string, bodies [][]byte, c
 	fail := func(err error) {
 		errOnce.Do(func() { firstErr = err; cancel() })
 	}
+	var std *stdPoster // one client shared by the goroutines (its transport pools c connections)
+	if client == "std" {
+		tr := &http.Transport{MaxIdleConnsPerHost: c, MaxConnsPerHost: c, DisableCompression: true}
+		std = &stdPoster{client: &http.Client{Transport: tr}, url: "http://" + addr + "/v1/events", auth: "Bearer " + key}
+	}
 	posters := make([]poster, c)
 	for g := range posters {
-		if client == "std" {
+		if std != nil {
 			posters[g] = std
 			continue
 		}

@@ -80,10 +80,19 @@ type Store struct {
 	synced  chan []*request // committed groups waiting for the fsync
 	writing atomic.Bool     // the writer has a group or a commit in flight (syncer: more commits are coming)
 	idle    chan struct{}   // the writer has cleared writing (buffered 1; wakes a waiting syncer)
-	syncs   atomic.Int64    // DB.Sync calls of the syncer (Syncs)
-	life    sync.RWMutex    // readers hold R; Close holds W while closing badger
-	dbShut  bool            // guarded by life
-	closeMu sync.Mutex
+	syncs   atomic.Int64    // fsyncs of the syncer (Syncs)
+
+	// redo is the redo log (redo.go; nil in memory); the writer writes records to it only
+	// when logRedo (not under NoSync). vlogDirty: a commit wrote to Badger's value log
+	// (values of vlogThreshold bytes or more), which the next fsync must sync too.
+	redo            *redoLog
+	logRedo         bool
+	vlogDirty       atomic.Bool
+	vlogThreshold   int64
+	replayedCommits int          // commits the redo log replayed at Open (tests)
+	life            sync.RWMutex // readers hold R; Close holds W while closing badger
+	dbShut          bool         // guarded by life
+	closeMu         sync.Mutex
 
 	sessions *shardedCache // encoded session records by session key (writer puts)
 	clients  *shardedCache // current server session by client key (writer puts; live.go reads)
@@ -173,8 +182,25 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: open badger at %q: %w", opts.Dir, err)
 	}
+	var redo *redoLog
+	replayed := 0
+	if !opts.InMemory {
+		// Before anything reads the store: a crash may have left commits to replay.
+		redo, replayed, err = openRedo(opts.Dir, bo.Dir, db, opts.Logger)
+		if err != nil {
+			db.Close()
+			return nil, err
+		}
+		if replayed > 0 {
+			opts.Logger.Info("store: replayed the redo log of a process that did not close cleanly",
+				"commits", replayed)
+		}
+	}
 	seen, err := loadSeenFilter(db)
 	if err != nil {
+		if redo != nil {
+			redo.close(false)
+		}
 		db.Close()
 		return nil, err
 	}
@@ -193,6 +219,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		warmDone: make(chan struct{}),
 	}
 	s.w.seen = seen
+	s.redo, s.logRedo, s.vlogThreshold, s.replayedCommits = redo, redo != nil && !opts.NoSync, bo.ValueThreshold, replayed
 	go s.writer()
 	go s.syncer()
 	if opts.InMemory || opts.NoWarmUp {
@@ -231,6 +258,13 @@ func (s *Store) Close(ctx context.Context) error {
 	s.dbShut = true
 	err := s.db.Close()
 	s.life.Unlock()
+	if s.redo != nil {
+		// Badger's Close flushed its memtables to synced tables: the log is not needed any
+		// more, unless Close failed.
+		if rerr := s.redo.close(err == nil); rerr != nil && err == nil {
+			return fmt.Errorf("store: close redo log: %w", rerr)
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("store: close badger: %w", err)
 	}

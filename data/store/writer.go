@@ -197,6 +197,7 @@ type inflight struct {
 	c    *chunk
 	reqs []*request // its group, when c is the group's last chunk; nil for an earlier chunk
 	grp  *groupAck  // reqs' acknowledgement (nil without reqs or under NoSync)
+	seq  uint64     // the chunk's redo log record (0: none)
 	done chan error // the commit's outcome (buffered)
 }
 
@@ -269,6 +270,12 @@ type chunk struct {
 	freeLS             []*liveSession // a reused chunk's sessions (newLiveSession)
 
 	published bool // settled and published to the caches (publish)
+
+	// redo is the chunk's redo log record (redo.go), written before its commit starts;
+	// bigValue says an entry's value goes to Badger's value log, which the fsync must sync
+	// too (values of Options.Badger's ValueThreshold and more).
+	redo     []byte
+	bigValue bool
 
 	// The session of the chunk's last event, by client id: a batch's events mostly
 	// come in runs of one session.
@@ -347,6 +354,7 @@ func (c *chunk) reset(poison bool) {
 	c.seen = c.seen[:0]
 	c.events, c.bytes = 0, 0
 	c.published = false
+	c.redo, c.bigValue = c.redo[:0], false
 	c.lastSite, c.lastClient, c.last = "", "", nil
 	for _, b := range c.blocks {
 		if poison {
@@ -429,12 +437,28 @@ func (s *Store) launch(c *chunk, reqs []*request) error {
 		// c was built on the failed chunk's overlay: it must not be committed either.
 		return fmt.Errorf("store: an earlier commit of the writer failed: %w", err)
 	}
+	// Write-ahead: the record is in the log before Badger has any of the commit.
+	var seq uint64
+	if len(c.redo) > 0 {
+		err := s.redo.rotateIfFull()
+		if err == nil {
+			seq, err = s.redo.append(c.redo)
+		}
+		if err != nil {
+			c.discard()
+			return err
+		}
+		c.redo = c.redo[:0]
+		if c.bigValue {
+			s.vlogDirty.Store(true)
+		}
+	}
 	c.parent = nil
 	c.snap.Discard()
 	// Open the next chunk's transactions before the commit starts: their read timestamp
 	// does not wait for it (Badger's readTs waits for every commit in flight).
 	s.w.nextTxn, s.w.nextSnap = s.db.NewTransaction(true), s.db.NewTransaction(false)
-	f := &inflight{c: c, reqs: reqs, done: make(chan error, 1)}
+	f := &inflight{c: c, reqs: reqs, seq: seq, done: make(chan error, 1)}
 	if len(reqs) > 0 && !s.opts.NoSync {
 		f.grp = &groupAck{reqs: reqs}
 		f.grp.pending.Store(2)
@@ -502,6 +526,14 @@ func (s *Store) settled(err error) error {
 	if err != nil {
 		err = fmt.Errorf("store: commit: %w", err)
 		s.log.Error("store: write group failed", "err", err)
+		if f.seq != 0 {
+			// Replay must not apply what Badger did not. If this fails too, the log is
+			// broken (no more records: every later write fails) or the record stays: a
+			// crash before the next clean Close would then replay it.
+			if cerr := s.redo.cancel(f.seq); cerr != nil {
+				s.log.Error("store: redo log: cancel a failed commit", "seq", f.seq, "err", cerr)
+			}
+		}
 	} else {
 		f.c.publish()
 		// Badger is done with the chunk and the caches hold nothing of its memory: the next
@@ -572,7 +604,7 @@ func (s *Store) syncer() {
 		}
 		s.syncs.Add(1)
 		var err error
-		if serr := s.db.Sync(); serr != nil {
+		if serr := s.syncLogged(); serr != nil {
 			err = fmt.Errorf("store: sync: %w", serr)
 			s.log.Error("store: sync failed", "err", serr)
 		}
@@ -585,6 +617,20 @@ func (s *Store) syncer() {
 			}
 		}
 	}
+}
+
+// syncLogged makes every commit applied so far durable: an fdatasync of the redo log (and a
+// Sync of Badger's value log if a value went there). In memory, it is DB.Sync (a no-op).
+func (s *Store) syncLogged() error {
+	if !s.logRedo {
+		return s.db.Sync()
+	}
+	if s.vlogDirty.Swap(false) {
+		if err := s.db.Sync(); err != nil {
+			return err
+		}
+	}
+	return s.redo.sync()
 }
 
 // ack completes requests; err (if any) fails those that have no error of their own.
@@ -757,6 +803,13 @@ func uvarintLen(n int) int {
 
 func (c *chunk) set(k, v []byte) error {
 	c.bytes += len(k) + len(v)
+	if c.s.logRedo {
+		if len(c.redo) == 0 {
+			c.redo = redoBegin(c.redo, redoKindCommit)
+		}
+		c.redo = redoEntry(c.redo, k, v)
+		c.bigValue = c.bigValue || int64(len(v)) >= c.s.vlogThreshold
+	}
 	if len(c.ents) == cap(c.ents) {
 		if k := len(c.freeSlabs); k > 0 {
 			c.ents = c.freeSlabs[k-1]

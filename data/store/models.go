@@ -102,11 +102,11 @@ func (s *Store) PutModel(ctx context.Context, rec *ModelRecord) error {
 	r.Version, r.CreatedAt = version, created
 	art := r.Artifact
 	for chunk := 0; chunk == 0 || chunk*artifactChunk < len(art); {
-		err := s.registryUpdate(func(txn *badger.Txn) error {
+		err := s.registryUpdate(func(_ *badger.Txn, set setFunc) error {
 			for n := 0; n < chunksPerUpdate && (chunk == 0 || chunk*artifactChunk < len(art)); n++ {
 				lo := chunk * artifactChunk
 				hi := min(lo+artifactChunk, len(art))
-				if err := txn.Set(artifactKey(r.Site, version, chunk), slices.Clone(art[lo:hi])); err != nil {
+				if err := set(artifactKey(r.Site, version, chunk), slices.Clone(art[lo:hi])); err != nil {
 					return err
 				}
 				chunk++
@@ -117,8 +117,8 @@ func (s *Store) PutModel(ctx context.Context, rec *ModelRecord) error {
 			return fmt.Errorf("store: put model artifact: %w", err)
 		}
 	}
-	err = s.registryUpdate(func(txn *badger.Txn) error {
-		return txn.Set(modelKey(r.Site, version, modelPartMeta), appendModelRecord(nil, &r))
+	err = s.registryUpdate(func(_ *badger.Txn, set setFunc) error {
+		return set(modelKey(r.Site, version, modelPartMeta), appendModelRecord(nil, &r))
 	})
 	if err != nil {
 		return fmt.Errorf("store: put model: %w", err)
@@ -142,8 +142,14 @@ func (s *Store) registryView(fn func(txn *badger.Txn) error) error {
 	return s.view(fn)
 }
 
-// registryUpdate runs fn in a read-write transaction and syncs, unless the store is closed.
-func (s *Store) registryUpdate(fn func(txn *badger.Txn) error) error {
+// setFunc writes a key in a registry update (registryUpdate).
+type setFunc func(k, v []byte) error
+
+// registryUpdate runs fn in a read-write transaction and makes its writes durable, unless
+// the store is closed. fn reads through txn and writes through set: like the writer's
+// chunks, the writes go to a redo log record written before the commit, and the update
+// returns once that record is synced (in memory: DB.Sync, a no-op).
+func (s *Store) registryUpdate(fn func(txn *badger.Txn, set setFunc) error) error {
 	s.life.RLock()
 	defer s.life.RUnlock()
 	if s.dbShut {
@@ -155,10 +161,53 @@ func (s *Store) registryUpdate(fn func(txn *badger.Txn) error) error {
 	if closed {
 		return ErrClosed
 	}
-	if err := s.db.Update(fn); err != nil {
+	txn := s.db.NewTransaction(true)
+	defer txn.Discard()
+	var rec []byte
+	big := false
+	set := func(k, v []byte) error {
+		if err := txn.Set(k, v); err != nil {
+			return err
+		}
+		if s.redo != nil {
+			if len(rec) == 0 {
+				rec = redoBegin(nil, redoKindCommit)
+			}
+			rec = redoEntry(rec, k, v)
+			big = big || int64(len(v)) >= s.vlogThreshold
+		}
+		return nil
+	}
+	if err := fn(txn, set); err != nil {
 		return err
 	}
-	if err := s.db.Sync(); err != nil {
+	if len(rec) == 0 {
+		if err := txn.Commit(); err != nil {
+			return err
+		}
+		if err := s.db.Sync(); err != nil {
+			return fmt.Errorf("store: registry sync: %w", err)
+		}
+		return nil
+	}
+	seq, err := s.redo.beginCommit(rec)
+	if err != nil {
+		return err
+	}
+	err = txn.Commit()
+	s.redo.endCommit()
+	if err != nil {
+		if cerr := s.redo.cancel(seq); cerr != nil {
+			s.log.Error("store: redo log: cancel a failed commit", "seq", seq, "err", cerr)
+		}
+		return err
+	}
+	if big {
+		if err := s.db.Sync(); err != nil {
+			return fmt.Errorf("store: registry sync: %w", err)
+		}
+	}
+	if err := s.redo.sync(); err != nil {
 		return fmt.Errorf("store: registry sync: %w", err)
 	}
 	return nil
@@ -264,7 +313,7 @@ func (s *Store) Promote(ctx context.Context, site, kind string, version int, ts 
 	}
 	registryMu.Lock()
 	defer registryMu.Unlock()
-	err := s.registryUpdate(func(txn *badger.Txn) error {
+	err := s.registryUpdate(func(txn *badger.Txn, set setFunc) error {
 		var rec ModelRecord
 		if err := readModelMeta(txn, site, version, &rec); err != nil {
 			return err
@@ -272,7 +321,7 @@ func (s *Store) Promote(ctx context.Context, site, kind string, version int, ts 
 		if rec.Kind != kind {
 			return fmt.Errorf("model %d is a %q model, not %q", version, rec.Kind, kind)
 		}
-		return appendPromotion(txn, site, kind, Promotion{Version: version, TS: ts})
+		return appendPromotion(txn, set, site, kind, Promotion{Version: version, TS: ts})
 	})
 	if err != nil {
 		return fmt.Errorf("store: promote %s model %d of site %q: %w", kind, version, site, err)
@@ -290,7 +339,7 @@ func (s *Store) RollbackModel(ctx context.Context, site, kind string, ts int64) 
 	registryMu.Lock()
 	defer registryMu.Unlock()
 	var restored int
-	err := s.registryUpdate(func(txn *badger.Txn) error {
+	err := s.registryUpdate(func(txn *badger.Txn, set setFunc) error {
 		hist, _, err := readPromotions(txn, site, kind)
 		if err != nil {
 			return err
@@ -300,7 +349,7 @@ func (s *Store) RollbackModel(ctx context.Context, site, kind string, ts int64) 
 			return fmt.Errorf("no earlier promotion: %w", ErrNotFound)
 		}
 		restored = stack[len(stack)-2]
-		return appendPromotion(txn, site, kind, Promotion{Version: restored, TS: ts, Rollback: true})
+		return appendPromotion(txn, set, site, kind, Promotion{Version: restored, TS: ts, Rollback: true})
 	})
 	if err != nil {
 		return 0, fmt.Errorf("store: rollback %s model of site %q: %w", kind, site, err)
@@ -414,7 +463,7 @@ func readPromotions(txn *badger.Txn, site, kind string) ([]Promotion, uint64, er
 	return hist, next, nil
 }
 
-func appendPromotion(txn *badger.Txn, site, kind string, p Promotion) error {
+func appendPromotion(txn *badger.Txn, set setFunc, site, kind string, p Promotion) error {
 	_, next, err := readPromotions(txn, site, kind)
 	if err != nil {
 		return err
@@ -427,7 +476,7 @@ func appendPromotion(txn *badger.Txn, site, kind string, p Promotion) error {
 	v := []byte{promotionCodecV1, flag}
 	v = binary.AppendUvarint(v, uint64(p.Version))
 	v = binary.AppendVarint(v, p.TS)
-	return txn.Set(k, v)
+	return set(k, v)
 }
 
 // appendModelRecord encodes everything but Site (in the key) and Artifact (its own key):

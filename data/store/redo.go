@@ -66,7 +66,7 @@ type redoSegment struct {
 }
 
 // redoLog is the store's redo log. The writer goroutine appends and rotates; the syncer
-// syncs; registry writes append and sync (under appendMu).
+// syncs; registry updates (models.go) append and sync too.
 type redoLog struct {
 	dir       string // the redo directory
 	badgerDir string // where Badger keeps its memtable files
@@ -80,6 +80,7 @@ type redoLog struct {
 	size     int64      // bytes in f (appendMu)
 	seq      uint64     // the last record's sequence number (appendMu)
 	closed   []redoSegment
+	inflight int   // registry commits appended and not yet applied (appendMu): no rotation
 	broken   error // set once an fsync or a failed write could not be undone: no more records
 	scratch  []byte
 
@@ -145,6 +146,25 @@ func (l *redoLog) appendLocked(rec []byte) (uint64, error) {
 	return seq, nil
 }
 
+// beginCommit appends the record of a commit made outside the writer (a registry update),
+// which endCommit ends once Badger has it: until then no new segment is started, since
+// the rotation must find every record of the closed segment in a memtable.
+func (l *redoLog) beginCommit(rec []byte) (uint64, error) {
+	l.appendMu.Lock()
+	defer l.appendMu.Unlock()
+	seq, err := l.appendLocked(rec)
+	if err == nil {
+		l.inflight++
+	}
+	return seq, err
+}
+
+func (l *redoLog) endCommit() {
+	l.appendMu.Lock()
+	l.inflight--
+	l.appendMu.Unlock()
+}
+
 // cancel records that Badger failed to apply commit seq: replay skips it.
 func (l *redoLog) cancel(seq uint64) error {
 	l.appendMu.Lock()
@@ -173,11 +193,12 @@ func (l *redoLog) sync() error {
 
 // rotateIfFull starts a new segment if the current one is past segMax, and deletes the
 // closed segments whose memtables Badger has flushed. The writer calls it with no commit
-// in flight: every record so far is in a memtable whose file exists now or was flushed.
+// of its own in flight, and it does nothing while a registry commit is: so every record
+// so far is in a memtable whose file exists now or was flushed.
 func (l *redoLog) rotateIfFull() error {
 	l.appendMu.Lock()
 	defer l.appendMu.Unlock()
-	if l.size < l.segMax {
+	if l.size < l.segMax || l.inflight > 0 {
 		return nil
 	}
 	if l.broken != nil {

@@ -104,49 +104,73 @@ func onlyDecisions(reqs []*request) bool {
 
 // writeDecisions writes a group of decisions in one Badger transaction (committed and
 // continued in a new one whenever Badger finds it too big), without the chunk overlay ingest
-// needs and without an fsync. The keys and values of the whole group are laid out in one
-// buffer, its entries in one slice. A plain transaction rather than a WriteBatch: the batch's asynchronous commit costs
-// a goroutine, a throttle and a spare transaction per group, and the writer waits for it anyway.
+// needs and without an fsync of its own: its redo log record (written first, as for a chunk)
+// is synced with the next ingest batch or registry update. The keys and values of the whole
+// group are laid out in one buffer, its entries in one slice. A plain transaction rather
+// than a WriteBatch: the batch's asynchronous commit costs a goroutine, a throttle and a
+// spare transaction per group, and the writer waits for it anyway.
 func (s *Store) writeDecisions(reqs []*request) error {
-	txn := s.db.NewTransaction(true)
-	defer func() { txn.Discard() }()
-	entries := make([]badger.Entry, 0, 2*len(reqs)) // one allocation for the group's entries
-	set := func(k, v []byte) error {
-		entries = append(entries, badger.Entry{Key: k, Value: v})
-		e := &entries[len(entries)-1]
-		err := txn.SetEntry(e)
-		if errors.Is(err, badger.ErrTxnTooBig) {
-			if err := txn.Commit(); err != nil {
-				return err
-			}
-			txn = s.db.NewTransaction(true)
-			err = txn.SetEntry(e)
-		}
-		return err
-	}
 	n := 0
 	for _, r := range reqs {
 		n += decisionSizeHint(r.decision)
 	}
 	buf := make([]byte, 0, n)
+	entries := make([]badger.Entry, 0, 2*len(reqs)) // one allocation for the group's entries
+	add := func(start, mid int) {
+		entries = append(entries, badger.Entry{Key: buf[start:mid:mid], Value: buf[mid:len(buf):len(buf)]})
+	}
 	for _, r := range reqs {
 		rec := r.decision
 		start := len(buf)
 		buf = appendDecisionKey(buf, rec.Site, rec.TS, rec.ID)
-		k := buf[start:len(buf):len(buf)]
-		start = len(buf)
+		mid := len(buf)
 		buf = appendDecision(buf, rec)
-		if err := set(k, buf[start:len(buf):len(buf)]); err != nil {
-			return fmt.Errorf("store: write decision: %w", err)
-		}
+		add(start, mid)
 		start = len(buf)
 		buf = append(buf, nsDecisionByID)
 		buf = appendStr(buf, rec.Site)
 		buf = appendStr(buf, rec.ID)
-		k = buf[start:len(buf):len(buf)]
-		start = len(buf)
+		mid = len(buf)
 		buf = appendTS(buf, rec.TS)
-		if err := set(k, buf[start:len(buf):len(buf)]); err != nil {
+		add(start, mid)
+	}
+	var seq uint64
+	if s.logRedo {
+		rec := redoBegin(nil, redoKindCommit)
+		for i := range entries {
+			rec = redoEntry(rec, entries[i].Key, entries[i].Value)
+		}
+		var err error
+		if seq, err = s.redo.append(rec); err != nil {
+			return err
+		}
+	}
+	if err := s.commitDecisions(entries); err != nil {
+		if seq != 0 {
+			if cerr := s.redo.cancel(seq); cerr != nil {
+				s.log.Error("store: redo log: cancel a failed commit", "seq", seq, "err", cerr)
+			}
+		}
+		return err
+	}
+	return nil
+}
+
+// commitDecisions sets and commits entries, in as many transactions as Badger needs.
+func (s *Store) commitDecisions(entries []badger.Entry) error {
+	txn := s.db.NewTransaction(true)
+	defer func() { txn.Discard() }()
+	for i := range entries {
+		e := &entries[i]
+		err := txn.SetEntry(e)
+		if errors.Is(err, badger.ErrTxnTooBig) {
+			if err := txn.Commit(); err != nil {
+				return fmt.Errorf("store: write decisions: %w", err)
+			}
+			txn = s.db.NewTransaction(true)
+			err = txn.SetEntry(e)
+		}
+		if err != nil {
 			return fmt.Errorf("store: write decision: %w", err)
 		}
 	}

@@ -15,16 +15,48 @@
 // writer starts a chunk's commit (Txn.CommitWith) and builds the next chunk while Badger
 // applies it, on transactions opened just before that commit (so they do not wait for it),
 // reading the in-flight chunk's writes from its overlay; once Badger has applied a group's
-// last chunk, a syncer goroutine runs one DB.Sync for every group applied since its last
+// last chunk, a syncer goroutine runs one fsync for every group applied since its last
 // one, while the writer publishes the chunk to the in-memory caches; a batch is
-// acknowledged when both are done. Badger runs with SyncWrites off; the
-// explicit Sync is what makes an acknowledged batch durable (unless Options.NoSync, which
-// acknowledges before the fsync and can lose acknowledged events on a power cut or kernel
-// crash). There are no transaction conflicts: only the writer writes. A failed commit acks
-// the error to every batch of its group and publishes nothing to the in-memory caches, and
-// the chunk built on it (the rest of its group, or the next group) fails too; a
-// failed Sync acks the error although the group is already visible to readers (a retry is
-// deduplicated against it). A group of more than maxChunkEvents events spans several
+// acknowledged when both are done. There are no transaction conflicts: only the writer
+// writes. A failed commit acks the error to every batch of its group and publishes nothing
+// to the in-memory caches, and the chunk built on it (the rest of its group, or the next
+// group) fails too; a failed fsync acks the error although the group is already visible to
+// readers (a retry is deduplicated against it).
+//
+// # Durability: the redo log
+//
+// Badger runs with SyncWrites off and the store never syncs Badger's memtable logs. Before
+// it starts a chunk's commit, the writer writes the chunk's keys and values as one record
+// to the store's redo log (redo.go: CRC-framed records in segment files under redo/, in
+// commit order), and the fsync that acknowledges a group is an fdatasync of that log.
+// Segments are deleted once Badger has flushed the memtables that hold their records to
+// tables (which Badger syncs), and all of them at a clean Close; Open replays what a crash
+// left, before anything reads the store. Registry updates (models.go) and decision groups
+// are logged the same way. Options.NoSync writes no records and acknowledges before any
+// fsync: a killed process still loses nothing (Badger's memtable logs are in the page
+// cache), a power cut or kernel crash can.
+//
+// Why not DB.Sync, as before 2026-11-23: (1) it syncs only the active memtable's log, so a
+// group applied just before Badger rotated its memtable was acknowledged before it was on
+// disk, until Badger had flushed the old memtable (TestRedoLogRecoversWithoutBadgerLogs
+// loses half of its events without the redo log); (2) it is an msync of an mmaped file,
+// which on this VM costs about four times the CPU of write(2) and fdatasync of the same bytes
+// (each synced page is write-protected and its TLB entry shot down): BenchmarkLogSync,
+// 122 KB per sync, 745–1067 µs of process CPU and 1.6–1.8 ms against 177–182 µs and
+// 0.8 ms (`go test ./data/store -run XXX -bench LogSync -benchtime 400x -count 3`). In `nudge bench ingest` the fsyncs went from about 1.7 µs of CPU per event to
+// 0.5 (writing and syncing the log, framing included). The price is the bytes of every
+// commit written twice (once to Badger's memtable log, once to the redo log, about 175
+// bytes per event in that benchmark) and, after a crash, a replay of up to a few segments
+// at Open.
+//
+// What a crash leaves: every acknowledged batch (its record was synced), and possibly
+// batches that were not acknowledged yet (their record was written; a retry is
+// deduplicated). Replay writes every logged commit again in log order, over what Badger
+// recovered; since every commit Badger applied was logged first, in the same order, this
+// ends at the values of the last logged commit. One case is not covered: after a power cut,
+// a commit whose record was not yet synced while Badger had already written it to a synced
+// table (a memtable flush within the fsync's millisecond) can be partly overwritten by the
+// replay of earlier records; such a batch was never acknowledged. A group of more than maxChunkEvents events spans several
 // transactions, each atomic; if a later one fails, the earlier ones stay (and are cached),
 // and every batch of the group is still told it failed, so retries are deduplicated.
 //

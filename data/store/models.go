@@ -19,8 +19,8 @@ import (
 //	0x11 site|kind|seq(u64 BE)                 -> promotion (codec v1): version, ts, rollback flag
 //
 // Registry writes are rare: they are Badger transactions written directly (not through the
-// event writer, whose keys they never touch) followed by DB.Sync, so they are durable when the
-// call returns. An artifact is chunked (Badger refuses values above 1 MiB in memory mode and
+// event writer, whose keys they never touch), logged in the redo log before their commit and
+// synced, so they are durable when the call returns (registryUpdate). An artifact is chunked (Badger refuses values above 1 MiB in memory mode and
 // caps a transaction's size); PutModel writes the chunks first, a few MiB per transaction,
 // and the metadata last, so a record is visible only once complete (a crash in between
 // leaves invisible chunks whose version number is not reused). A package mutex serialises them, which makes version and history sequence

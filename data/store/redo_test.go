@@ -468,3 +468,29 @@ func TestRedoLogKeepsRegistryWrites(t *testing.T) {
 		t.Fatalf("promotions after the crash: %+v, %v", hist, err)
 	}
 }
+
+// TestRedoLogKeepsDecisions: a decision written in a group of its own (no fsync of its
+// own) is in the redo log, so the next acknowledged ingest batch's fsync makes it survive
+// the loss of Badger's memtable logs.
+func TestRedoLogKeepsDecisions(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := openStore(t, dir, nil)
+	rec := &DecisionRecord{ID: "d1", Site: "site", Session: "s1", AnonymousID: "a1", TS: t0,
+		Group: "treatment", Arm: "discount10", Probability: 0.9, Reason: "test"}
+	if err := s.LogDecision(ctx, rec); err != nil {
+		t.Fatal(err)
+	}
+	waitDecision(t, s, "site", "d1")
+	evs := redoBatches(t, s, 0, 1) // its fsync covers the decision's record
+	crashed := crashCopy(t, dir, false)
+	if err := s.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s2 := openStore(t, crashed, nil)
+	got, _, err := s2.Decision(ctx, "site", "d1")
+	if err != nil || got.Arm != "discount10" {
+		t.Fatalf("decision after the crash: %+v, %v", got, err)
+	}
+	assertAllStored(t, s2, evs)
+}

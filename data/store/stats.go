@@ -137,6 +137,6 @@ func (s *Store) Stats(ctx context.Context, site string) (Stats, error) {
 	return st, nil
 }
 
-// Syncs is the number of fsyncs (DB.Sync) the store has made for acknowledged batches since
+// Syncs is the number of fsyncs (of the redo log) the store has made for acknowledged batches since
 // Open: with the events appended, the size of its commit groups.
 func (s *Store) Syncs() int64 { return s.syncs.Load() }

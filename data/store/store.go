@@ -110,7 +110,7 @@ type Store struct {
 }
 
 // BadgerOptions returns the Badger options nudge uses: tuned for a small service (smaller
-// memtables, two compactors, explicit sync instead of SyncWrites, no conflict detection since a
+// memtables, two compactors, SyncWrites off (the store's redo log makes writes durable), no conflict detection since a
 // single writer writes), logging through log at warning level.
 //
 // Tables are not compressed and there is no block cache: a read of a block not read before

@@ -272,9 +272,12 @@ func (l *redoLog) close(clean bool) error {
 	if lerr != nil {
 		return errors.Join(err, lerr)
 	}
+	// Oldest first, and none after a failure: what is left is the log's end, which a replay
+	// at the next Open writes again over what it already holds. Older segments left without
+	// the newer ones would take keys back to older values.
 	for _, seg := range segs {
 		if rerr := os.Remove(seg.path); rerr != nil {
-			err = errors.Join(err, rerr)
+			return errors.Join(err, rerr)
 		}
 	}
 	return err
@@ -448,7 +451,8 @@ func replaySegments(segs []segmentFile, db *badger.DB) (replayed int, lastSeq ui
 				return 0, 0, fmt.Errorf("store: redo log %s is corrupt at byte %d of %d "+
 					"(only the last segment may end in a cut-off record)", seg.path, good, len(data))
 			}
-			if err := os.Truncate(seg.path, int64(good)); err != nil {
+			// Synced: once a newer segment exists, a torn end here would read as corruption.
+			if err := truncateSync(seg.path, int64(good)); err != nil {
 				return 0, 0, fmt.Errorf("store: redo log: cut off the torn end of %s: %w", seg.path, err)
 			}
 		}
@@ -488,6 +492,18 @@ func replaySegments(segs []segmentFile, db *badger.DB) (replayed int, lastSeq ui
 		return 0, 0, fmt.Errorf("store: redo log: replay: %w", err)
 	}
 	return replayed, lastSeq, nil
+}
+
+func truncateSync(path string, size int64) error {
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	err = f.Truncate(size)
+	if err == nil {
+		err = fdatasync(f)
+	}
+	return errors.Join(err, f.Close())
 }
 
 // redoField cuts one uvarint-length-prefixed field off b.

@@ -30,6 +30,7 @@ type benchOptions struct {
 	batch       int           // events per request
 	concurrency int           // client goroutines
 	rounds      int           // rounds of every phase
+	warmup      int           // rounds run first and not counted
 	timeout     time.Duration // bound on the whole run
 	noSync      bool          // --unsafe-no-sync for comparison
 	syncDelay   time.Duration // store.Options.SyncDelay
@@ -42,6 +43,9 @@ type benchOptions struct {
 func (o benchOptions) check() error {
 	if o.events <= 0 || o.batch <= 0 || o.concurrency <= 0 || o.rounds <= 0 {
 		return fmt.Errorf("bench: --events, --batch, --concurrency and --rounds must be positive")
+	}
+	if o.warmup < 0 {
+		return fmt.Errorf("bench: --warmup must not be negative")
 	}
 	if o.client != "raw" && o.client != "std" {
 		return fmt.Errorf("bench: --client %q: want raw or std", o.client)
@@ -121,7 +125,9 @@ times the same batches through store.Append in-process (no HTTP).
 
 The run has --rounds rounds, each on fresh stores; the HTTP and raw phases swap order from one
 round to the next, so that neither always runs on a heap the other has grown, and the summary
-gives the median of the rounds. Every phase prints its process CPU time and page faults per
+gives the median of the rounds. Before them, --warmup rounds of every phase run and are not
+counted: the first phase of a cold process pays its page faults (the heap's first touch),
+which would otherwise always fall on the first round's first phase. Every phase prints its process CPU time and page faults per
 event, which are steadier than wall time on a shared machine.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -153,6 +159,7 @@ event, which are steadier than wall time on a shared machine.`,
 	fs.IntVar(&o.batch, "batch", 100, "events per request")
 	fs.IntVar(&o.concurrency, "concurrency", 16, "client goroutines")
 	fs.IntVar(&o.rounds, "rounds", 3, "rounds of every phase (medians are reported; the phases' order alternates)")
+	fs.IntVar(&o.warmup, "warmup", 1, "rounds of every phase run first and not counted (a cold process's page faults)")
 	fs.DurationVar(&o.timeout, "timeout", 5*time.Minute, "bound on the whole run")
 	fs.BoolVar(&o.noSync, "unsafe-no-sync", false, "measure without fsync before acknowledging")
 	fs.DurationVar(&o.syncDelay, "sync-delay", store.DefaultSyncDelay, "the store's group-commit delay (as nudge serve --sync-delay; 0: no delay)")
@@ -172,17 +179,22 @@ func printBenchHeader(w io.Writer, o benchOptions) {
 	if o.noSync {
 		mode = "unsafe-no-sync"
 	}
-	fmt.Fprintf(w, "ingest over HTTP: %d events in %d requests of %d, %d clients, %s, %d rounds\n",
-		o.events, (o.events+o.batch-1)/o.batch, o.batch, o.concurrency, mode, o.rounds)
+	fmt.Fprintf(w, "ingest over HTTP: %d events in %d requests of %d, %d clients, %s, %d rounds after %d warm-up\n",
+		o.events, (o.events+o.batch-1)/o.batch, o.batch, o.concurrency, mode, o.rounds, o.warmup)
 }
 
-// printRound prints one round's figures.
-func printRound(w io.Writer, round int, o benchOptions, r benchResult) {
+// printRound prints one round's figures: measured round round (from 0), or with warm, the
+// warm-up round of that number.
+func printRound(w io.Writer, round int, warm bool, o benchOptions, r benchResult) {
 	order := "http first"
-	if round%2 == 1 {
+	if rawFirst(round, warm) {
 		order = "raw first"
 	}
-	fmt.Fprintf(w, "round %d (%s)\n", round+1, order)
+	if warm {
+		fmt.Fprintf(w, "warm-up round %d (%s, not counted)\n", round+1, order)
+	} else {
+		fmt.Fprintf(w, "round %d (%s)\n", round+1, order)
+	}
 	fmt.Fprintf(w, "  http:         %8.3fs  %10.0f events/s%s%s\n", r.HTTP.Seconds(), r.httpRate(), r.perEvent(r.HTTPUse),
 		r.perSync(r.HTTPSyncs))
 	if r.Direct > 0 {
@@ -310,9 +322,14 @@ func benchIngest(ctx context.Context, o benchOptions, log *slog.Logger, progress
 	}
 
 	var rep benchReport
-	for round := range o.rounds {
+	for i := range o.warmup + o.rounds {
+		warm := i < o.warmup
+		round := i - o.warmup // measured rounds from 0; warm-up rounds from -warmup
+		if warm {
+			round = i
+		}
 		var res benchResult
-		rdir := filepath.Join(dir, strconv.Itoa(round))
+		rdir := filepath.Join(dir, strconv.Itoa(i))
 		// Each phase runs under a pprof label (phase=http|direct|raw) that the goroutines it
 		// starts (server, store writer, Badger) inherit: `go tool pprof -tagfocus phase=http`.
 		httpPhase := func() error {
@@ -351,7 +368,7 @@ func benchIngest(ctx context.Context, o benchOptions, log *slog.Logger, progress
 			return nil
 		}
 		phases := []func() error{httpPhase, directPhase, rawPhase}
-		if round%2 == 1 {
+		if rawFirst(round, warm) {
 			phases = []func() error{rawPhase, directPhase, httpPhase}
 		}
 		for _, phase := range phases {
@@ -362,12 +379,24 @@ func benchIngest(ctx context.Context, o benchOptions, log *slog.Logger, progress
 		if err := os.RemoveAll(rdir); err != nil {
 			return rep, fmt.Errorf("bench: %w", err)
 		}
-		rep.Rounds = append(rep.Rounds, res)
+		if !warm {
+			rep.Rounds = append(rep.Rounds, res)
+		}
 		if progress != nil {
-			printRound(progress, round, o, res)
+			printRound(progress, round, warm, o, res)
 		}
 	}
 	return rep, nil
+}
+
+// rawFirst says whether a round runs the raw phase first: every other measured round,
+// starting with the second; warm-up rounds the other way round, so that the first measured
+// round's first phase (HTTP) does not follow a phase of its own kind.
+func rawFirst(round int, warm bool) bool {
+	if warm {
+		return round%2 == 0
+	}
+	return round%2 == 1
 }
 
 // benchHTTP runs the HTTP phase: a durable store behind the real server on 127.0.0.1:0, the

@@ -18,7 +18,7 @@ func TestBenchIngestCommand(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	code := run(ctx, []string{"bench", "ingest", "--events", "3000", "--batch", "100", "--concurrency", "4",
-		"--rounds", "2", "--dir", t.TempDir()}, nil, &out, &errb)
+		"--rounds", "2", "--warmup", "1", "--dir", t.TempDir()}, nil, &out, &errb)
 	if code != 0 {
 		t.Fatalf("exit %d: %s%s", code, out.String(), errb.String())
 	}
@@ -26,10 +26,10 @@ func TestBenchIngestCommand(t *testing.T) {
 	if m == nil || m[1] != "3000" || m[2] != "30" {
 		t.Fatalf("unexpected output:\n%s", out.String())
 	}
-	if n := len(regexp.MustCompile(`(?m)^  ratio http/raw: [0-9.]+$`).FindAllString(out.String(), -1)); n != 2 {
-		t.Errorf("%d rounds printed, want 2:\n%s", n, out.String())
+	if n := len(regexp.MustCompile(`(?m)^  ratio http/raw: [0-9.]+$`).FindAllString(out.String(), -1)); n != 3 {
+		t.Errorf("%d rounds printed, want 3 (a warm-up round and 2):\n%s", n, out.String())
 	}
-	for _, order := range []string{"round 1 (http first)", "round 2 (raw first)"} {
+	for _, order := range []string{"warm-up round 1 (raw first, not counted)", "\nround 1 (http first)", "round 2 (raw first)", "median of 2 rounds"} {
 		if !strings.Contains(out.String(), order) {
 			t.Errorf("no %q:\n%s", order, out.String())
 		}
@@ -66,6 +66,7 @@ func TestBenchIngestBadFlags(t *testing.T) {
 		{"--client", "bogus"},
 		{"--rounds", "0"},
 		{"--events", "-1"},
+		{"--warmup", "-1"},
 	} {
 		var out, errb bytes.Buffer
 		code := run(context.Background(), append([]string{"bench", "ingest", "--dir", t.TempDir()}, args...), nil, &out, &errb)

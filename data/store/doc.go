@@ -21,7 +21,10 @@
 // writes. A failed commit acks the error to every batch of its group and publishes nothing
 // to the in-memory caches, and the chunk built on it (the rest of its group, or the next
 // group) fails too; a failed fsync acks the error although the group is already visible to
-// readers (a retry is deduplicated against it).
+// readers (a retry is deduplicated against it). A group of more than maxChunkEvents events
+// spans several transactions, each atomic; if a later one fails, the earlier ones stay (and
+// are cached), and every batch of the group is still told it failed, so retries are
+// deduplicated.
 //
 // # Durability: the redo log
 //
@@ -32,9 +35,9 @@
 // Segments are deleted once Badger has flushed the memtables that hold their records to
 // tables (which Badger syncs), and all of them at a clean Close; Open replays what a crash
 // left, before anything reads the store. Registry updates (models.go) and decision groups
-// are logged the same way. Options.NoSync writes no records and acknowledges before any
-// fsync: a killed process still loses nothing (Badger's memtable logs are in the page
-// cache), a power cut or kernel crash can.
+// are logged the same way. Options.NoSync writes the records all the same but acknowledges
+// before any fsync: a killed process still loses nothing (the logs are in the page cache),
+// a power cut or kernel crash can.
 //
 // Why not DB.Sync, as before 2026-11-23: (1) it syncs only the active memtable's log, so a
 // group applied just before Badger rotated its memtable was acknowledged before it was on
@@ -43,8 +46,10 @@
 // which on this VM costs about four times the CPU of write(2) and fdatasync of the same bytes
 // (each synced page is write-protected and its TLB entry shot down): BenchmarkLogSync,
 // 122 KB per sync, 745–1067 µs of process CPU and 1.6–1.8 ms against 177–182 µs and
-// 0.8 ms (`go test ./data/store -run XXX -bench LogSync -benchtime 400x -count 3`). In `nudge bench ingest` the fsyncs went from about 1.7 µs of CPU per event to
-// 0.5 (writing and syncing the log, framing included). The price is the bytes of every
+// 0.8 ms (`go test ./data/store -run XXX -bench LogSync -benchtime 400x -count 3`). In
+// `nudge bench ingest` the fsyncs went from about 1.7 µs of CPU per event to 0.5–0.9 (two
+// profiles; framing, write and fdatasync of the log together), and the HTTP throughput
+// from a median of 112,000 to 141,000 events/s (README). The price is the bytes of every
 // commit written twice (once to Badger's memtable log, once to the redo log, about 175
 // bytes per event in that benchmark) and, after a crash, a replay of up to a few segments
 // at Open.
@@ -54,11 +59,11 @@
 // deduplicated). Replay writes every logged commit again in log order, over what Badger
 // recovered; since every commit Badger applied was logged first, in the same order, this
 // ends at the values of the last logged commit. One case is not covered: after a power cut,
-// a commit whose record was not yet synced while Badger had already written it to a synced
-// table (a memtable flush within the fsync's millisecond) can be partly overwritten by the
-// replay of earlier records; such a batch was never acknowledged. A group of more than maxChunkEvents events spans several
-// transactions, each atomic; if a later one fails, the earlier ones stay (and are cached),
-// and every batch of the group is still told it failed, so retries are deduplicated.
+// a commit whose record had not been synced yet but whose writes reached the disk through
+// Badger (the kernel's writeback of its memtable log, or a memtable flush) can be partly
+// overwritten by the replay of earlier records (its session record or counters set back,
+// its events kept); such a batch was never acknowledged, and the window is the
+// millisecond before an fsync.
 //
 // The writer keeps an in-memory seen filter (seen.go): a chain of blocked Bloom filters,
 // 2 bytes per key, of every committed dedupe, client-session and visitor key and of every

@@ -87,8 +87,11 @@ type Store struct {
 	idle    chan struct{}   // the writer has cleared writing (buffered 1; wakes a waiting syncer)
 	syncs   atomic.Int64    // fsyncs of the syncer (Syncs)
 
-	// redo is the redo log (redo.go; nil in memory); the writer writes records to it only
-	// when logRedo (not under NoSync). vlogDirty: a commit wrote to Badger's value log
+	// redo is the redo log (redo.go; nil in memory, and then logRedo is false). Under
+	// NoSync the records are written all the same, though not synced before the
+	// acknowledgement: a replay must end at the last commit Badger has, so every commit
+	// goes into the log (a log left by an earlier durable run would otherwise be replayed
+	// over this run's newer writes). vlogDirty: a commit wrote to Badger's value log
 	// (values of vlogThreshold bytes or more), which the next fsync must sync too.
 	redo            *redoLog
 	logRedo         bool
@@ -224,7 +227,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		warmDone: make(chan struct{}),
 	}
 	s.w.seen = seen
-	s.redo, s.logRedo, s.vlogThreshold, s.replayedCommits = redo, redo != nil && !opts.NoSync, bo.ValueThreshold, replayed
+	s.redo, s.logRedo, s.vlogThreshold, s.replayedCommits = redo, redo != nil, bo.ValueThreshold, replayed
 	go s.writer()
 	go s.syncer()
 	if opts.InMemory || opts.NoWarmUp {

@@ -135,7 +135,7 @@ func (s *Store) writeDecisions(reqs []*request) error {
 		add(start, mid)
 	}
 	var seq uint64
-	if s.logRedo {
+	if s.redo != nil {
 		rec := redoBegin(nil, redoKindCommit)
 		for i := range entries {
 			rec = redoEntry(rec, entries[i].Key, entries[i].Value)

@@ -20,8 +20,8 @@ import (
 //
 // Registry writes are rare: they are Badger transactions written directly (not through the
 // event writer, whose keys they never touch), logged in the redo log before their commit and
-// synced, so they are durable when the call returns (registryUpdate). An artifact is chunked (Badger refuses values above 1 MiB in memory mode and
-// caps a transaction's size); PutModel writes the chunks first, a few MiB per transaction,
+// synced, so they are durable when the call returns (registryUpdate). An artifact is
+// chunked (Badger refuses values above 1 MiB in memory mode and caps a transaction's size); PutModel writes the chunks first, a few MiB per transaction,
 // and the metadata last, so a record is visible only once complete (a crash in between
 // leaves invisible chunks whose version number is not reused). A package mutex serialises them, which makes version and history sequence
 // numbers unique within the process (the Badger directory lock keeps other processes out).

@@ -503,3 +503,31 @@ func TestRedoLogKeepsDecisions(t *testing.T) {
 	}
 	assertAllStored(t, s2, evs)
 }
+
+// TestRedoLogBigValues: an event whose encoded value goes to Badger's value log (at or over
+// its ValueThreshold, 64 KB here) is replayed like any other, and its group's fsync also
+// syncs the value log (vlogDirty is consumed).
+func TestRedoLogBigValues(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := openStore(t, dir, smallBadger)
+	ev := pv("big", "sb", "vb", t0, "/p/big")
+	ev.Props["blob"] = strings.Repeat("x", 100<<10)
+	mustAppend(t, s, "site", pv("small", "ss", "vs", t0, "/p/small"))
+	if n := s.vlogSyncs.Load(); n != 0 {
+		t.Fatalf("%d value log syncs for small values", n)
+	}
+	mustAppend(t, s, "site", ev)
+	if n := s.vlogSyncs.Load(); n != 1 || s.vlogDirty.Load() {
+		t.Fatalf("%d value log syncs (dirty %v) for one big value, want 1 before the acknowledgement", n, s.vlogDirty.Load())
+	}
+	crashed := crashCopy(t, dir, false)
+	if err := s.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s2 := openStore(t, crashed, smallBadger)
+	_, got, err := s2.Session(ctx, "site", "sb")
+	if err != nil || len(got) != 1 || len(got[0].Props["blob"]) != 100<<10 {
+		t.Fatalf("after the crash: %d events, %v", len(got), err)
+	}
+}

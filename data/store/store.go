@@ -87,15 +87,15 @@ type Store struct {
 	idle    chan struct{}   // the writer has cleared writing (buffered 1; wakes a waiting syncer)
 	syncs   atomic.Int64    // fsyncs of the syncer (Syncs)
 
-	// redo is the redo log (redo.go; nil in memory, and then logRedo is false). Under
-	// NoSync the records are written all the same, though not synced before the
+	// redo is the redo log (redo.go; nil in memory). Under NoSync the records are written
+	// all the same, though not synced before the
 	// acknowledgement: a replay must end at the last commit Badger has, so every commit
 	// goes into the log (a log left by an earlier durable run would otherwise be replayed
 	// over this run's newer writes). vlogDirty: a commit wrote to Badger's value log
 	// (values of vlogThreshold bytes or more), which the next fsync must sync too.
 	redo            *redoLog
-	logRedo         bool
 	vlogDirty       atomic.Bool
+	vlogSyncs       atomic.Int64 // syncs of the value log that vlogDirty asked for (tests)
 	vlogThreshold   int64
 	replayedCommits int          // commits the redo log replayed at Open (tests)
 	life            sync.RWMutex // readers hold R; Close holds W while closing badger
@@ -118,8 +118,9 @@ type Store struct {
 }
 
 // BadgerOptions returns the Badger options nudge uses: tuned for a small service (smaller
-// memtables, two compactors, SyncWrites off (the store's redo log makes writes durable), no conflict detection since a
-// single writer writes), logging through log at warning level.
+// memtables, two compactors, SyncWrites off since the store's redo log makes writes
+// durable, no conflict detection since a single writer writes), logging through log at
+// warning level.
 //
 // Tables are not compressed and there is no block cache: a read of a block not read before
 // then costs a binary search in the table's block (a slice of the mmaped file), where Snappy
@@ -227,7 +228,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		warmDone: make(chan struct{}),
 	}
 	s.w.seen = seen
-	s.redo, s.logRedo, s.vlogThreshold, s.replayedCommits = redo, redo != nil, bo.ValueThreshold, replayed
+	s.redo, s.vlogThreshold, s.replayedCommits = redo, bo.ValueThreshold, replayed
 	go s.writer()
 	go s.syncer()
 	if opts.InMemory || opts.NoWarmUp {

@@ -622,10 +622,11 @@ func (s *Store) syncer() {
 // syncLogged makes every commit applied so far durable: an fdatasync of the redo log (and a
 // Sync of Badger's value log if a value went there). In memory, it is DB.Sync (a no-op).
 func (s *Store) syncLogged() error {
-	if !s.logRedo {
+	if s.redo == nil {
 		return s.db.Sync()
 	}
 	if s.vlogDirty.Swap(false) {
+		s.vlogSyncs.Add(1)
 		if err := s.db.Sync(); err != nil {
 			return err
 		}
@@ -803,7 +804,7 @@ func uvarintLen(n int) int {
 
 func (c *chunk) set(k, v []byte) error {
 	c.bytes += len(k) + len(v)
-	if c.s.logRedo {
+	if c.s.redo != nil {
 		if len(c.redo) == 0 {
 			c.redo = redoBegin(c.redo, redoKindCommit)
 		}

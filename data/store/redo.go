@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/dgraph-io/badger/v4"
 )
@@ -80,8 +81,8 @@ type redoLog struct {
 	size     int64      // bytes in f (appendMu)
 	seq      uint64     // the last record's sequence number (appendMu)
 	closed   []redoSegment
-	inflight int   // registry commits appended and not yet applied (appendMu): no rotation
-	broken   error // set once an fsync or a failed write could not be undone: no more records
+	inflight int                   // registry commits appended and not yet applied (appendMu): no rotation
+	broken   atomic.Pointer[error] // set once an fsync or a failed write could not be undone: no more records
 	scratch  []byte
 
 	// testFailWrite, when set, is asked before each record; an error makes the write stop
@@ -91,6 +92,17 @@ type redoLog struct {
 
 // errRedoBroken wraps the error that made the redo log unusable.
 var errRedoBroken = errors.New("store: the redo log failed earlier; restart nudge")
+
+// brokenErr is nil while the log is usable, else errRedoBroken wrapping why it is not.
+func (l *redoLog) brokenErr() error {
+	if p := l.broken.Load(); p != nil {
+		return fmt.Errorf("%w: %w", errRedoBroken, *p)
+	}
+	return nil
+}
+
+// breaks records why the log is unusable (the first reason stays).
+func (l *redoLog) breaks(err error) { l.broken.CompareAndSwap(nil, &err) }
 
 // redoBegin starts a record in buf (its header and sequence number are filled by append).
 func redoBegin(buf []byte, kind byte) []byte {
@@ -117,8 +129,8 @@ func (l *redoLog) append(rec []byte) (uint64, error) {
 }
 
 func (l *redoLog) appendLocked(rec []byte) (uint64, error) {
-	if l.broken != nil {
-		return 0, fmt.Errorf("%w: %w", errRedoBroken, l.broken)
+	if err := l.brokenErr(); err != nil {
+		return 0, err
 	}
 	seq := l.seq + 1
 	binary.BigEndian.PutUint64(rec[redoHeader+1:], seq)
@@ -135,9 +147,9 @@ func (l *redoLog) appendLocked(rec []byte) (uint64, error) {
 	}
 	if _, err := write(rec); err != nil {
 		if terr := l.f.Truncate(l.size); terr != nil {
-			l.broken = fmt.Errorf("write %s: %w (and cutting it off: %v)", l.f.Name(), err, terr)
+			l.breaks(fmt.Errorf("write %s: %w (and cutting it off: %v)", l.f.Name(), err, terr))
 		} else if _, serr := l.f.Seek(l.size, io.SeekStart); serr != nil {
-			l.broken = fmt.Errorf("write %s: %w (and seeking back: %v)", l.f.Name(), err, serr)
+			l.breaks(fmt.Errorf("write %s: %w (and seeking back: %v)", l.f.Name(), err, serr))
 		}
 		return 0, fmt.Errorf("store: redo log: %w", err)
 	}
@@ -181,11 +193,11 @@ func (l *redoLog) cancel(seq uint64) error {
 func (l *redoLog) sync() error {
 	l.syncMu.Lock()
 	defer l.syncMu.Unlock()
-	if l.broken != nil {
-		return fmt.Errorf("%w: %w", errRedoBroken, l.broken)
+	if err := l.brokenErr(); err != nil {
+		return err
 	}
 	if err := fdatasync(l.f); err != nil {
-		l.broken = fmt.Errorf("fdatasync %s: %w", l.f.Name(), err)
+		l.breaks(fmt.Errorf("fdatasync %s: %w", l.f.Name(), err))
 		return fmt.Errorf("store: redo log: %w", err)
 	}
 	return nil
@@ -201,8 +213,8 @@ func (l *redoLog) rotateIfFull() error {
 	if l.size < l.segMax || l.inflight > 0 {
 		return nil
 	}
-	if l.broken != nil {
-		return fmt.Errorf("%w: %w", errRedoBroken, l.broken)
+	if err := l.brokenErr(); err != nil {
+		return err
 	}
 	maxMem, _, err := memtableIDs(l.badgerDir)
 	if err != nil {
@@ -217,7 +229,7 @@ func (l *redoLog) rotateIfFull() error {
 	// The old segment's last records may not be synced yet, and the syncer syncs only the
 	// current segment from now on.
 	if err := fdatasync(old); err != nil {
-		l.broken = fmt.Errorf("fdatasync %s: %w", old.Name(), err)
+		l.breaks(fmt.Errorf("fdatasync %s: %w", old.Name(), err))
 		l.syncMu.Unlock()
 		next.Close()
 		return fmt.Errorf("store: redo log: %w", err)

@@ -25,7 +25,7 @@ bench:
 	$(MAKE) bench-ingest
 
 bench-ingest:
-	$(GO) run ./cmd/nudge bench ingest --events 200000 --batch 100 --concurrency 16
+	$(GO) run ./cmd/nudge bench ingest --events 1000000 --batch 100 --concurrency 16
 
 # Fuzz the event decoder and validation; the corpus lives in data/wire/testdata/fuzz.
 fuzz:

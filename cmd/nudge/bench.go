@@ -155,7 +155,7 @@ event, which are steadier than wall time on a shared machine.`,
 		},
 	}
 	fs := ingest.Flags()
-	fs.IntVar(&o.events, "events", 200_000, "events to send")
+	fs.IntVar(&o.events, "events", 1_000_000, "events to send (sustained: each phase runs past Badger's memtable flushes)")
 	fs.IntVar(&o.batch, "batch", 100, "events per request")
 	fs.IntVar(&o.concurrency, "concurrency", 16, "client goroutines")
 	fs.IntVar(&o.rounds, "rounds", 3, "rounds of every phase (medians are reported; the phases' order alternates)")

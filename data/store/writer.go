@@ -558,11 +558,11 @@ func (s *Store) settled(err error) error {
 //
 // Group commit: while the writer is busy with more batches (their commit is coming), the
 // syncer waits up to Options.SyncDelay for those commits before it syncs, so that one fsync
-// covers them too. A sync costs a fixed part plus its pages. In `nudge bench ingest` the
-// delay raises the events per fsync from about 550 to 700; measured when the fsync was
-// Badger's msync, before the writer's later CPU savings, that was 1-2 µs of CPU less per
-// event, after them within the noise; with the redo log's fdatasync, ratios of 0.53–0.54
-// with the delay against 0.51–0.56 without (3 runs each): within the noise too. When the writer is idle
+// covers them too. A sync costs a fixed part plus its pages. In `nudge bench ingest` a
+// 2 ms delay raises the events per fsync from about 510 to 700. When the fsync was Badger's
+// msync, that saved 1-2 µs of CPU per event (before the writer's later CPU savings; after
+// them, within the noise); with the redo log's cheaper fdatasync it costs throughput
+// instead (about 8%, see DefaultSyncDelay), so it is off by default. When the writer is idle
 // nothing more is coming: the sync starts at once, so a lone batch never waits for the delay.
 func (s *Store) syncer() {
 	defer close(s.done)

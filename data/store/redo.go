@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -356,18 +357,8 @@ func listSegments(dir string) ([]segmentFile, error) {
 		}
 		segs = append(segs, segmentFile{path: filepath.Join(dir, e.Name()), num: n})
 	}
-	slices.SortFunc(segs, func(a, b segmentFile) int { return cmpUint(a.num, b.num) })
+	slices.SortFunc(segs, func(a, b segmentFile) int { return cmp.Compare(a.num, b.num) })
 	return segs, nil
-}
-
-func cmpUint(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // createSegment creates segment num and syncs the directory, so that the file's records

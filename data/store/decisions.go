@@ -136,7 +136,7 @@ func (s *Store) writeDecisions(reqs []*request) error {
 	}
 	var seq uint64
 	if s.redo != nil {
-		rec := redoBegin(nil, redoKindCommit)
+		var rec []byte
 		for i := range entries {
 			rec = redoEntry(rec, entries[i].Key, entries[i].Value)
 		}

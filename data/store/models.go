@@ -170,9 +170,6 @@ func (s *Store) registryUpdate(fn func(txn *badger.Txn, set setFunc) error) erro
 			return err
 		}
 		if s.redo != nil {
-			if len(rec) == 0 {
-				rec = redoBegin(nil, redoKindCommit)
-			}
 			rec = redoEntry(rec, k, v)
 			big = big || int64(len(v)) >= s.vlogThreshold
 		}
@@ -181,34 +178,34 @@ func (s *Store) registryUpdate(fn func(txn *badger.Txn, set setFunc) error) erro
 	if err := fn(txn, set); err != nil {
 		return err
 	}
-	if len(rec) == 0 {
-		if err := txn.Commit(); err != nil {
+	var seq uint64
+	if len(rec) > 0 {
+		var err error
+		if seq, err = s.redo.beginCommit(rec); err != nil {
 			return err
 		}
-		if err := s.db.Sync(); err != nil {
-			return fmt.Errorf("store: registry sync: %w", err)
-		}
-		return nil
 	}
-	seq, err := s.redo.beginCommit(rec)
+	err := txn.Commit()
+	if seq != 0 {
+		s.redo.endCommit()
+		if err != nil {
+			if cerr := s.redo.cancel(seq); cerr != nil {
+				s.log.Error("store: redo log: cancel a failed commit", "seq", seq, "err", cerr)
+			}
+		}
+	}
 	if err != nil {
 		return err
 	}
-	err = txn.Commit()
-	s.redo.endCommit()
-	if err != nil {
-		if cerr := s.redo.cancel(seq); cerr != nil {
-			s.log.Error("store: redo log: cancel a failed commit", "seq", seq, "err", cerr)
-		}
-		return err
-	}
-	if big {
+	if big || s.redo == nil { // the value log, or in memory (a no-op)
 		if err := s.db.Sync(); err != nil {
 			return fmt.Errorf("store: registry sync: %w", err)
 		}
 	}
-	if err := s.redo.sync(); err != nil {
-		return fmt.Errorf("store: registry sync: %w", err)
+	if s.redo != nil {
+		if err := s.redo.sync(); err != nil {
+			return fmt.Errorf("store: registry sync: %w", err)
+		}
 	}
 	return nil
 }

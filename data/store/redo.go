@@ -112,15 +112,18 @@ func redoBegin(buf []byte, kind byte) []byte {
 	return buf
 }
 
-// redoEntry appends one key and value to a commit record.
+// redoEntry appends one key and value to a commit record, starting it if buf is empty.
 func redoEntry(buf, k, v []byte) []byte {
+	if len(buf) == 0 {
+		buf = redoBegin(buf, redoKindCommit)
+	}
 	buf = binary.AppendUvarint(buf, uint64(len(k)))
 	buf = append(buf, k...)
 	buf = binary.AppendUvarint(buf, uint64(len(v)))
 	return append(buf, v...)
 }
 
-// append numbers and frames rec (started by redoBegin) and writes it to the current
+// append numbers and frames rec (started by redoBegin or redoEntry) and writes it to the current
 // segment. A write that fails is cut off again, so the segment never holds a torn record
 // before a good one; if that fails too the log is broken.
 func (l *redoLog) append(rec []byte) (uint64, error) {

@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -254,8 +253,7 @@ func TestRedoLogTornTailAndCorruption(t *testing.T) {
 	}
 	f.Close()
 
-	corrupt := t.TempDir()
-	copyTree(t, crashed, corrupt)
+	corrupt := crashCopy(t, crashed, true)
 
 	s2 := openStore(t, crashed, nil)
 	assertAllStored(t, s2, evs)
@@ -279,33 +277,6 @@ func TestRedoLogTornTailAndCorruption(t *testing.T) {
 	_, err = Open(context.Background(), Options{Dir: corrupt, Schema: schemaOf})
 	if err == nil || !strings.Contains(err.Error(), "corrupt") || !strings.Contains(err.Error(), filepath.Base(first)) {
 		t.Fatalf("open over a corrupt segment: %v", err)
-	}
-}
-
-func copyTree(t *testing.T, src, dst string) {
-	t.Helper()
-	err := filepath.WalkDir(src, func(p string, d os.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		if d.IsDir() {
-			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
-		}
-		in, err := os.Open(p)
-		if err != nil {
-			return err
-		}
-		defer in.Close()
-		out, err := os.Create(filepath.Join(dst, rel))
-		if err != nil {
-			return err
-		}
-		_, err = io.Copy(out, in)
-		return errors.Join(err, out.Close())
-	})
-	if err != nil {
-		t.Fatal(err)
 	}
 }
 

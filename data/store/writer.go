@@ -805,9 +805,6 @@ func uvarintLen(n int) int {
 func (c *chunk) set(k, v []byte) error {
 	c.bytes += len(k) + len(v)
 	if c.s.redo != nil {
-		if len(c.redo) == 0 {
-			c.redo = redoBegin(c.redo, redoKindCommit)
-		}
 		c.redo = redoEntry(c.redo, k, v)
 		c.bigValue = c.bigValue || int64(len(v)) >= c.s.vlogThreshold
 	}
